@@ -1,0 +1,52 @@
+# Two commands on a fresh machine: `make run` and `make test`. See README.md.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+
+.PHONY: run test install install-dev migrate seed lint check-schema clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "Voxboard needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	$(BIN)/flask db upgrade
+
+seed: migrate
+	$(BIN)/flask seed
+
+## Set up everything on the embedded defaults and serve on http://$(HOST):$(PORT)
+run: seed
+	@echo "Voxboard is starting on http://$(HOST):$(PORT)  (Ctrl+C stops it)"
+	$(BIN)/flask run --host $(HOST) --port $(PORT)
+
+## Run the whole suite (PostgreSQL tests need TEST_DATABASE_URL; browser tests need chromium)
+test: install-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check dashboard tests migrations
+
+## Fail when the models and the migrations disagree (run on a fresh SQLite database)
+check-schema: install
+	@rm -f /tmp/voxboard-schema-check.db
+	DATABASE_URL=sqlite:////tmp/voxboard-schema-check.db $(BIN)/flask db upgrade
+	DATABASE_URL=sqlite:////tmp/voxboard-schema-check.db $(BIN)/flask db check
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

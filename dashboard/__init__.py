@@ -1,0 +1,117 @@
+"""Voxboard: a server-rendered dashboard for a multi-tenant text-to-speech platform."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build a configured application without touching the database, storage or network."""
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    register_config(app, test_config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_cli(app)
+    register_template_helpers(app)
+    register_error_handlers(app)
+    return app
+
+
+def register_config(app: Flask, test_config: Mapping[str, Any] | None) -> None:
+    """Load settings from the environment, then let `test_config` override them."""
+    from dashboard.config import engine_options, settings_from_env
+
+    env = dict(os.environ)
+    if test_config and "SECRET_KEY" in test_config:
+        # Tests bring their own key; don't generate one into the real instance folder.
+        env["SECRET_KEY"] = str(test_config["SECRET_KEY"])
+    app.config.update(settings_from_env(env, app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+        if "SQLALCHEMY_ENGINE_OPTIONS" not in test_config:
+            app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+                app.config["SQLALCHEMY_DATABASE_URI"], app.config["DATABASE_POOLED"]
+            )
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the extension singletons; none of them connects anywhere yet."""
+    from dashboard import storage
+    from dashboard.database import install_sqlite_pragmas
+    from dashboard.extensions import db, htmx, migrate, talisman
+
+    install_sqlite_pragmas()
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    htmx.init_app(app)
+    talisman.init_app(
+        app,
+        force_https=app.config["FORCE_HTTPS"],
+        session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
+        content_security_policy=content_security_policy(app),
+        # No inline script anywhere, so no nonces are needed.
+        content_security_policy_nonce_in=[],
+        referrer_policy="strict-origin-when-cross-origin",
+        frame_options="DENY",
+    )
+    storage.init_app(app)
+
+
+def content_security_policy(app: Flask) -> dict[str, str | list[str]]:
+    """Return a strict CSP: our own files only, plus the bucket when audio redirects there."""
+    media = ["'self'", "blob:"]
+    if app.config.get("S3_PRESIGNED_REDIRECTS") and app.config.get("S3_ENDPOINT_URL"):
+        media.append(app.config["S3_ENDPOINT_URL"])
+    return {
+        "default-src": "'self'",
+        "script-src": "'self'",
+        "style-src": "'self'",
+        "img-src": ["'self'", "data:"],
+        "media-src": media,
+        "connect-src": "'self'",
+        "object-src": "'none'",
+        "base-uri": "'self'",
+        "form-action": "'self'",
+        "frame-ancestors": "'none'",
+    }
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount each area's blueprint."""
+    from dashboard.health import bp as health_bp
+    from dashboard.voices import bp as voices_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(voices_bp)
+
+
+def register_cli(app: Flask) -> None:
+    """Add the operator commands (`flask seed`, ...)."""
+    from dashboard.cli import register_commands
+
+    register_commands(app)
+
+
+def register_template_helpers(app: Flask) -> None:
+    """Expose small formatting helpers to every template."""
+    from dashboard import templating
+
+    templating.init_app(app)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Answer errors with a readable page (or plain text for htmx and media requests)."""
+    from dashboard.errors import init_app
+
+    init_app(app)

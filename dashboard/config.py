@@ -1,0 +1,160 @@
+"""Build the application's settings from the environment.
+
+Every setting Voxboard reads is decided here, once, so the README's configuration
+table and the code cannot drift apart: `settings_from_env` is a pure function of an
+environment mapping and the instance folder, which is what the tests exercise.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+TRUTHY = {"1", "true", "yes", "on"}
+PRODUCTION_NAMES = {"production", "prod"}
+SECRET_KEY_FILE = "secret_key"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names it and says what to do."""
+
+
+def is_production(env: Mapping[str, str]) -> bool:
+    """Tell whether the process runs in production (`DASHBOARD_ENV` or `FLASK_ENV`)."""
+    name = env.get("DASHBOARD_ENV") or env.get("FLASK_ENV") or "development"
+    return name.strip().lower() in PRODUCTION_NAMES
+
+
+def flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    """Read a boolean variable ("1", "true", "yes", "on" mean true)."""
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in TRUTHY
+
+
+def normalise_database_url(url: str) -> tuple[str, bool]:
+    """Return the SQLAlchemy URL for `url` and whether it goes through a pooler.
+
+    Hosted providers hand out `postgres://` or `postgresql://` URLs; Voxboard always
+    talks psycopg 3. The Prisma-style `?pgbouncer=true` flag is not a libpq option, so
+    it is removed here and turned into the "pooled" answer instead.
+    """
+    url = url.strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+            break
+    if not url.startswith("postgresql"):
+        return url, False
+    parsed = make_url(url)
+    flag_value = parsed.query.get("pgbouncer", "")
+    pooled = str(flag_value).lower() in TRUTHY
+    if "pgbouncer" in parsed.query:
+        parsed = parsed.difference_update_query(["pgbouncer"])
+    return parsed.render_as_string(hide_password=False), pooled
+
+
+def engine_options(url: str, pooled: bool) -> dict[str, Any]:
+    """Choose engine options for the database behind `url`."""
+    if url.startswith("postgresql"):
+        connect_args: dict[str, Any] = {"connect_timeout": 5}
+        if pooled:
+            # pgbouncer in transaction mode hands each transaction to any server
+            # connection, so prepared statements made on one are missing on the next.
+            connect_args["prepare_threshold"] = None
+        return {"pool_pre_ping": True, "connect_args": connect_args}
+    if url.startswith("sqlite"):
+        # The web server and the worker share the file: wait for locks, don't fail.
+        return {"connect_args": {"timeout": 15}}
+    return {}
+
+
+def storage_settings(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
+    """Read the object-storage settings, accepting Cloudflare's `R2_*` names too."""
+    r2_account = env.get("R2_ACCOUNT_ID", "").strip()
+    endpoint = env.get("S3_ENDPOINT_URL", "").strip() or None
+    region = env.get("S3_REGION", "").strip() or None
+    if r2_account and not endpoint:
+        endpoint = f"https://{r2_account}.r2.cloudflarestorage.com"
+        region = region or "auto"
+    bucket = (env.get("S3_BUCKET") or env.get("R2_BUCKET_NAME") or "").strip() or None
+    backend = (env.get("STORAGE_BACKEND") or ("s3" if bucket else "local")).strip().lower()
+    if backend not in {"local", "s3"}:
+        raise ConfigError(f"STORAGE_BACKEND must be 'local' or 's3', not {backend!r}.")
+    if backend == "s3" and not bucket:
+        raise ConfigError("STORAGE_BACKEND=s3 needs S3_BUCKET (or R2_BUCKET_NAME).")
+    return {
+        "STORAGE_BACKEND": backend,
+        "STORAGE_LOCAL_ROOT": env.get("STORAGE_LOCAL_ROOT")
+        or os.path.join(instance_path, "objects"),
+        "S3_BUCKET": bucket,
+        "S3_ENDPOINT_URL": endpoint,
+        "S3_REGION": region,
+        "S3_ACCESS_KEY_ID": env.get("S3_ACCESS_KEY_ID") or env.get("R2_ACCESS_KEY_ID") or None,
+        "S3_SECRET_ACCESS_KEY": env.get("S3_SECRET_ACCESS_KEY")
+        or env.get("R2_SECRET_ACCESS_KEY")
+        or None,
+        "S3_PRESIGNED_REDIRECTS": flag(env, "S3_PRESIGNED_REDIRECTS"),
+    }
+
+
+def load_secret_key(env: Mapping[str, str], instance_path: str, production: bool) -> str:
+    """Return `SECRET_KEY`, generating a development key into the instance folder once.
+
+    Production refuses to invent a key: sessions signed with a key that changes on
+    every deploy (or differs between workers) would silently log everybody out.
+    """
+    key = env.get("SECRET_KEY", "").strip()
+    if key:
+        return key
+    if production:
+        raise ConfigError(
+            "SECRET_KEY is not set. In production Voxboard refuses to start without it; "
+            "generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+    path = Path(instance_path) / SECRET_KEY_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    # O_EXCL: when two processes start at once, one writes and both read the same key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
+    """Return every setting Voxboard reads, derived from `env` (usually `os.environ`)."""
+    production = is_production(env)
+    default_db = "sqlite:///" + os.path.join(instance_path, "voxboard.db")
+    database_url, pooled_flag = normalise_database_url(env.get("DATABASE_URL") or default_db)
+    pooled = pooled_flag or flag(env, "DATABASE_POOLED")
+    direct_url = env.get("DIRECT_URL")
+    settings: dict[str, Any] = {
+        "ENV_NAME": "production" if production else "development",
+        "SECRET_KEY": load_secret_key(env, instance_path, production),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url, pooled),
+        "DATABASE_POOLED": pooled,
+        "DIRECT_URL": normalise_database_url(direct_url)[0] if direct_url else None,
+        "TTS_ENGINE": env.get("TTS_ENGINE", "espeak").strip().lower(),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "FORCE_HTTPS": flag(env, "FORCE_HTTPS", default=False),
+        "SYSTEM_AUDIO_MAX_AGE": int(env.get("SYSTEM_AUDIO_MAX_AGE", "86400")),
+    }
+    settings.update(storage_settings(env, instance_path))
+    return settings

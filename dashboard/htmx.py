@@ -1,0 +1,25 @@
+"""The one place that knows htmx's headers: fragment-or-page and response headers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, render_template
+from htmx_flask import request
+from jinja2_fragments.flask import render_block
+
+
+def wants_fragment() -> bool:
+    """Tell whether to answer with a fragment: an htmx request that isn't a history restore."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def render_page(template: str, block: str | None = None, **context: Any) -> Response:
+    """Render `template` whole, or only its `block` for htmx; vary the cache on it."""
+    if block and wants_fragment():
+        body = render_block(template, block, **context)
+    else:
+        body = render_template(template, **context)
+    response = Response(body, mimetype="text/html")
+    response.vary.add("HX-Request")
+    return response

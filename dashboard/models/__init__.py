@@ -1,0 +1,23 @@
+"""Every model, importable from one place (Alembic sees them all through this)."""
+
+from dashboard.models.base import Base, new_id, utcnow
+from dashboard.models.enums import GenerationStatus, MemberRole, VoiceCategory, VoiceVariant
+from dashboard.models.generations import Generation
+from dashboard.models.tenancy import Membership, Organization, User, normalise_email
+from dashboard.models.voices import Voice
+
+__all__ = [
+    "Base",
+    "Generation",
+    "GenerationStatus",
+    "MemberRole",
+    "Membership",
+    "Organization",
+    "User",
+    "Voice",
+    "VoiceCategory",
+    "VoiceVariant",
+    "new_id",
+    "normalise_email",
+    "utcnow",
+]

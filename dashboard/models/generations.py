@@ -1,0 +1,88 @@
+"""Generations: one text turned into speech with one voice and four parameters."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from dashboard.models.base import Base, TimestampMixin, new_id
+from dashboard.models.enums import GenerationStatus, db_enum
+
+TEXT_MAX = 5000
+
+# (low, high, default) for each sampling parameter, from the reference product.
+TEMPERATURE = (0.0, 2.0, 0.8)
+TOP_P = (0.0, 1.0, 0.95)
+TOP_K = (1, 10000, 1000)
+REPETITION_PENALTY = (1.0, 2.0, 1.2)
+
+
+def _between(column: str, bounds: tuple[float, float, float]) -> CheckConstraint:
+    low, high, _ = bounds
+    return CheckConstraint(f"{column} >= {low} AND {column} <= {high}", name=f"{column}_range")
+
+
+class Generation(TimestampMixin, Base):
+    """A request to speak `text` in a voice, and (once done) the audio it produced."""
+
+    __tablename__ = "generations"
+    __table_args__ = (
+        _between("temperature", TEMPERATURE),
+        _between("top_p", TOP_P),
+        _between("top_k", TOP_K),
+        _between("repetition_penalty", REPETITION_PENALTY),
+        CheckConstraint(f"length(text) BETWEEN 1 AND {TEXT_MAX}", name="text_length"),
+        # Text is stored trimmed; both databases' trim() strip spaces at least.
+        CheckConstraint("text = trim(text)", name="text_trimmed"),
+        CheckConstraint("character_count = length(text)", name="character_count_matches"),
+        CheckConstraint("length(voice_name) BETWEEN 1 AND 100", name="voice_name_length"),
+        CheckConstraint("duration_ms IS NULL OR duration_ms >= 0", name="duration_positive"),
+        CheckConstraint("audio_size IS NULL OR audio_size >= 0", name="audio_size_positive"),
+        CheckConstraint(
+            "status <> 'succeeded' OR audio_key IS NOT NULL", name="succeeded_has_audio"
+        ),
+        CheckConstraint("status <> 'failed' OR error IS NOT NULL", name="failed_has_error"),
+        Index("ix_generations_voice_id", "voice_id"),
+        Index("ix_generations_created_by", "created_by"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    voice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("voices.id", ondelete="SET NULL"))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    text: Mapped[str] = mapped_column(Text)
+    # Snapshot of the voice's name: history stays readable after the voice is deleted.
+    voice_name: Mapped[str] = mapped_column(String(100))
+    temperature: Mapped[float] = mapped_column(default=TEMPERATURE[2])
+    top_p: Mapped[float] = mapped_column(default=TOP_P[2])
+    top_k: Mapped[int] = mapped_column(default=TOP_K[2])
+    repetition_penalty: Mapped[float] = mapped_column(default=REPETITION_PENALTY[2])
+    status: Mapped[GenerationStatus] = mapped_column(
+        db_enum(GenerationStatus, "generation_status"),
+        default=GenerationStatus.QUEUED,
+        server_default=GenerationStatus.QUEUED.value,
+    )
+    error: Mapped[str | None] = mapped_column(Text)
+    character_count: Mapped[int]
+    duration_ms: Mapped[int | None]
+    engine: Mapped[str | None] = mapped_column(String(64))
+    audio_key: Mapped[str | None] = mapped_column(String(1024))
+    audio_size: Mapped[int | None] = mapped_column(BigInteger)
+    audio_sha256: Mapped[str | None] = mapped_column(String(64))
+
+    def __repr__(self) -> str:
+        return f"<Generation {self.id} {self.status}>"
+
+
+# History pages walk this index by keyset (newest first); it also serves every
+# "generations of org X" lookup, so org_id needs no index of its own.
+Index(
+    "ix_generations_org_created",
+    Generation.org_id,
+    Generation.created_at.desc(),
+    Generation.id.desc(),
+)

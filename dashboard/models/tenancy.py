@@ -1,0 +1,84 @@
+"""Organisations (tenants), users and the memberships that join them."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+
+from dashboard.models.base import Base, TimestampMixin, new_id
+from dashboard.models.enums import MemberRole, db_enum
+
+
+class Organization(TimestampMixin, Base):
+    """A tenant: owns custom voices, generations and members."""
+
+    __tablename__ = "organizations"
+    __table_args__ = (
+        CheckConstraint("length(slug) BETWEEN 2 AND 63", name="slug_length"),
+        CheckConstraint("length(name) BETWEEN 1 AND 100", name="name_length"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="org", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"<Organization {self.slug}>"
+
+
+class User(TimestampMixin, Base):
+    """A person who can log in; belongs to organisations through memberships."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        # Emails are stored lower-cased, so a plain UNIQUE is case-insensitive uniqueness
+        # on every database (no expression index that SQLite reflection can't compare).
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+        CheckConstraint("length(email) BETWEEN 3 AND 254", name="email_length"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str] = mapped_column(String(100))
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @validates("email")
+    def _normalise_email(self, _key: str, value: str) -> str:
+        return normalise_email(value)
+
+    def __repr__(self) -> str:
+        return f"<User {self.email}>"
+
+
+def normalise_email(value: str) -> str:
+    """Return the canonical form of an email address (trimmed, lower-case)."""
+    return value.strip().lower()
+
+
+class Membership(TimestampMixin, Base):
+    """A user's role in one organisation."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "org_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    org_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[MemberRole] = mapped_column(
+        db_enum(MemberRole, "member_role"), default=MemberRole.MEMBER
+    )
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+    org: Mapped[Organization] = relationship(back_populates="memberships")

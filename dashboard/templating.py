@@ -1,0 +1,45 @@
+"""Template filters and globals used across pages."""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import Flask
+
+from dashboard.languages import describe_language, language_label
+
+# app.css defines .hue-0 … .hue-11; classes, because the CSP forbids inline styles.
+AVATAR_HUES = 12
+
+
+def initials(name: str) -> str:
+    """Return up to two initials for an avatar ("Old Walter" → "OW")."""
+    words = [w for w in name.split() if w[:1].isalnum()]
+    if not words:
+        return "?"
+    if len(words) == 1:
+        return words[0][:2].title()
+    return (words[0][0] + words[-1][0]).upper()
+
+
+def avatar_hue(seed: str) -> int:
+    """Return a stable colour index for a name, so a voice keeps its colour everywhere."""
+    digest = hashlib.blake2s(seed.encode(), digest_size=2).digest()
+    return int.from_bytes(digest, "big") % AVATAR_HUES
+
+
+def duration(ms: int | None) -> str:
+    """Format milliseconds as m:ss."""
+    if ms is None:
+        return "–"
+    seconds = round(ms / 1000)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def init_app(app: Flask) -> None:
+    """Register the filters."""
+    app.add_template_filter(initials)
+    app.add_template_filter(avatar_hue)
+    app.add_template_filter(duration)
+    app.add_template_filter(language_label)
+    app.add_template_filter(lambda tag: describe_language(tag)[1], "region_name")

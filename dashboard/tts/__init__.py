@@ -1,0 +1,46 @@
+"""Speech engines: one interface (`Engine`), chosen by name with `get_engine`.
+
+Engines are built on request and load nothing heavy at import: eSpeak's shared library
+starts on the first synthesis, a remote engine would open its client on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dashboard.tts.base import (
+    DEFAULT_PARAMS,
+    Engine,
+    EngineError,
+    SynthesisParams,
+    SynthesisResult,
+    VoiceRef,
+)
+from dashboard.tts.espeak import EspeakEngine, sample_text
+
+__all__ = [
+    "DEFAULT_PARAMS",
+    "ENGINES",
+    "Engine",
+    "EngineError",
+    "EspeakEngine",
+    "SynthesisParams",
+    "SynthesisResult",
+    "VoiceRef",
+    "get_engine",
+    "sample_text",
+]
+
+# Engine name → factory. A new engine (e.g. "chatterbox" over HTTP) is one more entry.
+ENGINES: dict[str, Callable[[], Engine]] = {
+    "espeak": EspeakEngine,
+}
+
+
+def get_engine(name: str) -> Engine:
+    """Build the engine called `name` (case-insensitive); EngineError if there is none."""
+    factory = ENGINES.get(name.strip().lower())
+    if factory is None:
+        known = ", ".join(sorted(ENGINES))
+        raise EngineError(f"Unknown speech engine {name!r}; available engines: {known}.")
+    return factory()

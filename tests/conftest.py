@@ -1,0 +1,128 @@
+"""Shared fixtures: a fresh app per test on a real database, storage under tmp_path.
+
+SQLite runs always. PostgreSQL runs when TEST_DATABASE_URL is set; otherwise those
+tests are skipped with the reason (and REQUIRE_POSTGRES=1, as CI sets, turns the
+skip into a failure so CI can never pass without them).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from dashboard import create_app
+from dashboard.config import engine_options, normalise_database_url
+from dashboard.extensions import db
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
+PG_SKIP_REASON = (
+    "PostgreSQL tests skipped: TEST_DATABASE_URL is not set "
+    "(e.g. TEST_DATABASE_URL=postgresql://voxboard_test@127.0.0.1/voxboard_test; .ci/run sets it)"
+)
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if PG_URL:
+        return
+    if os.environ.get("REQUIRE_POSTGRES") == "1":
+        raise pytest.UsageError("REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
+    skip = pytest.mark.skip(reason=PG_SKIP_REASON)
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+def pg_url() -> str:
+    """Return TEST_DATABASE_URL in the form the app uses."""
+    return normalise_database_url(PG_URL)[0]
+
+
+def make_config(database_url: str, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    """Return the settings every test app starts from."""
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url, pooled=False),
+        "DIRECT_URL": None,
+        "STORAGE_BACKEND": "local",
+        "STORAGE_LOCAL_ROOT": str(tmp_path / "objects"),
+        "FORCE_HTTPS": False,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def pg_schema() -> Iterator[str]:
+    """Migrate the PostgreSQL test database once per session, from an empty schema."""
+    url = pg_url()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    from flask_migrate import upgrade
+
+    app = create_app({"SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """Name the database under test: "sqlite" unless a test parametrises it."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Return a URL to an empty, migrated-schema database for this test."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("pg_schema")
+
+
+@pytest.fixture
+def app(database_url: str, backend: str, tmp_path: Path) -> Iterator[Flask]:
+    """Build a fresh app on an empty database."""
+    app = create_app(make_config(database_url, tmp_path))
+    with app.app_context():
+        if backend == "sqlite":
+            db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        if backend == "postgresql":
+            truncate_all()
+        db.engine.dispose()
+
+
+def truncate_all() -> None:
+    """Empty every table (PostgreSQL tests share one migrated schema)."""
+    names = ", ".join(t.name for t in db.metadata.sorted_tables)
+    with db.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} CASCADE"))
+
+
+@pytest.fixture
+def client(app: Flask):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()
+
+
+def redact(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)

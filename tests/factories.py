@@ -1,0 +1,77 @@
+"""Factories that insert rows directly (not through HTTP); each returns the new object."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from dashboard.extensions import db
+from dashboard.models import (
+    Generation,
+    MemberRole,
+    Membership,
+    Organization,
+    User,
+    Voice,
+    VoiceCategory,
+    VoiceVariant,
+)
+
+_seq = itertools.count(1)
+
+
+def make_org(**kw: Any) -> Organization:
+    n = next(_seq)
+    org = Organization(slug=kw.pop("slug", f"org-{n}"), name=kw.pop("name", f"Org {n}"), **kw)
+    db.session.add(org)
+    db.session.flush()
+    return org
+
+
+def make_user(**kw: Any) -> User:
+    n = next(_seq)
+    user = User(
+        email=kw.pop("email", f"user{n}@example.com"),
+        display_name=kw.pop("display_name", f"User {n}"),
+        password_hash=kw.pop("password_hash", "not-a-real-hash"),
+        **kw,
+    )
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def make_membership(user: User, org: Organization, role: MemberRole = MemberRole.MEMBER):
+    membership = Membership(user=user, org=org, role=role)
+    db.session.add(membership)
+    db.session.flush()
+    return membership
+
+
+def make_voice(org: Organization | None = None, **kw: Any) -> Voice:
+    n = next(_seq)
+    voice = Voice(
+        org_id=org.id if org else None,
+        variant=VoiceVariant.CUSTOM if org else VoiceVariant.SYSTEM,
+        name=kw.pop("name", f"Voice {n}"),
+        category=kw.pop("category", VoiceCategory.GENERAL),
+        **kw,
+    )
+    db.session.add(voice)
+    db.session.flush()
+    return voice
+
+
+def make_generation(org: Organization, voice: Voice | None = None, **kw: Any) -> Generation:
+    text = kw.pop("text", "Hello from Voxboard.")
+    generation = Generation(
+        org_id=org.id,
+        voice_id=voice.id if voice else None,
+        voice_name=kw.pop("voice_name", voice.name if voice else "Gone"),
+        text=text,
+        character_count=kw.pop("character_count", len(text)),
+        **kw,
+    )
+    db.session.add(generation)
+    db.session.flush()
+    return generation

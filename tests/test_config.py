@@ -1,0 +1,150 @@
+"""Settings come from the environment; the README's table describes exactly these."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dashboard import create_app
+from dashboard.config import ConfigError, normalise_database_url, settings_from_env
+
+
+def test_defaults_are_embedded(tmp_path: Path) -> None:
+    s = settings_from_env({}, str(tmp_path))
+    assert s["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'voxboard.db'}"
+    assert s["STORAGE_BACKEND"] == "local"
+    assert s["STORAGE_LOCAL_ROOT"] == str(tmp_path / "objects")
+    assert s["TTS_ENGINE"] == "espeak"
+    assert s["DIRECT_URL"] is None
+    assert s["SESSION_COOKIE_SECURE"] is False
+
+
+def test_development_secret_key_is_generated_once_into_instance(tmp_path: Path) -> None:
+    first = settings_from_env({}, str(tmp_path))["SECRET_KEY"]
+    second = settings_from_env({}, str(tmp_path))["SECRET_KEY"]
+    assert len(first) == 64 and first == second
+    assert (tmp_path / "secret_key").read_text() == first
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("env", [{"DASHBOARD_ENV": "production"}, {"FLASK_ENV": "production"}])
+def test_production_refuses_to_start_without_secret_key(tmp_path: Path, env) -> None:
+    with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
+        settings_from_env(env, str(tmp_path))
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_production_with_secret_key_marks_cookies_secure(tmp_path: Path) -> None:
+    s = settings_from_env({"DASHBOARD_ENV": "production", "SECRET_KEY": "k" * 64}, str(tmp_path))
+    assert s["SECRET_KEY"] == "k" * 64
+    assert s["SESSION_COOKIE_SECURE"] is True and s["SESSION_COOKIE_HTTPONLY"] is True
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@h:5432/d", "postgresql+psycopg://u:p@h:5432/d"),
+        ("postgresql://u@h/d?sslmode=require", "postgresql+psycopg://u@h/d?sslmode=require"),
+        ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+    ],
+)
+def test_database_urls_are_normalised_to_psycopg3(given: str, expected: str) -> None:
+    assert normalise_database_url(given) == (expected, False)
+
+
+def test_pgbouncer_flag_disables_server_side_prepares(tmp_path: Path) -> None:
+    s = settings_from_env(
+        {
+            "DATABASE_URL": "postgresql://app@pooler:6543/vox?pgbouncer=true&sslmode=require",
+            "DIRECT_URL": "postgresql://app@db:5432/vox",
+        },
+        str(tmp_path),
+    )
+    assert (
+        s["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://app@pooler:6543/vox?sslmode=require"
+    )
+    assert s["DATABASE_POOLED"] is True
+    assert s["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["prepare_threshold"] is None
+    assert s["DIRECT_URL"] == "postgresql+psycopg://app@db:5432/vox"
+
+
+def test_pooled_setting_without_flag(tmp_path: Path) -> None:
+    s = settings_from_env(
+        {"DATABASE_URL": "postgresql://app@pooler/vox", "DATABASE_POOLED": "1"}, str(tmp_path)
+    )
+    assert s["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["prepare_threshold"] is None
+
+
+def test_unpooled_postgres_keeps_prepared_statements(tmp_path: Path) -> None:
+    s = settings_from_env({"DATABASE_URL": "postgresql://app@db/vox"}, str(tmp_path))
+    assert "prepare_threshold" not in s["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]
+
+
+def test_r2_names_imply_the_r2_endpoint(tmp_path: Path) -> None:
+    s = settings_from_env(
+        {
+            "R2_ACCOUNT_ID": "abc123",
+            "R2_ACCESS_KEY_ID": "AK",
+            "R2_SECRET_ACCESS_KEY": "SK",
+            "R2_BUCKET_NAME": "voices",
+        },
+        str(tmp_path),
+    )
+    assert s["STORAGE_BACKEND"] == "s3"
+    assert s["S3_ENDPOINT_URL"] == "https://abc123.r2.cloudflarestorage.com"
+    assert s["S3_REGION"] == "auto"
+    assert (s["S3_BUCKET"], s["S3_ACCESS_KEY_ID"], s["S3_SECRET_ACCESS_KEY"]) == (
+        "voices",
+        "AK",
+        "SK",
+    )
+
+
+def test_explicit_s3_settings_win_over_r2(tmp_path: Path) -> None:
+    s = settings_from_env(
+        {
+            "R2_ACCOUNT_ID": "abc",
+            "S3_ENDPOINT_URL": "http://minio:9000",
+            "S3_BUCKET": "b",
+            "S3_REGION": "eu-west-1",
+        },
+        str(tmp_path),
+    )
+    assert s["S3_ENDPOINT_URL"] == "http://minio:9000" and s["S3_REGION"] == "eu-west-1"
+
+
+def test_s3_backend_without_bucket_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="S3_BUCKET"):
+        settings_from_env({"STORAGE_BACKEND": "s3"}, str(tmp_path))
+
+
+def test_unknown_storage_backend_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'local' or 's3'"):
+        settings_from_env({"STORAGE_BACKEND": "ftp"}, str(tmp_path))
+
+
+def test_factory_has_no_side_effects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """create_app must not create the database, the objects folder or a boto3 client."""
+    import boto3
+
+    def no_clients(*args, **kwargs):
+        raise AssertionError("create_app built a boto3 client")
+
+    monkeypatch.setattr(boto3, "client", no_clients)
+    monkeypatch.setattr(boto3.session.Session, "client", no_clients)
+    db_file = tmp_path / "never.db"
+    app = create_app(
+        {
+            "SECRET_KEY": "x",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_file}",
+            "STORAGE_BACKEND": "s3",
+            "S3_BUCKET": "nowhere",
+            "S3_ENDPOINT_URL": "http://127.0.0.1:9",
+            "STORAGE_LOCAL_ROOT": str(tmp_path / "objects"),
+        }
+    )
+    assert app.config["S3_BUCKET"] == "nowhere"
+    assert not db_file.exists()
+    assert not (tmp_path / "objects").exists()
