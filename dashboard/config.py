@@ -100,7 +100,7 @@ def storage_settings(env: Mapping[str, str], instance_path: str) -> dict[str, An
         "S3_SECRET_ACCESS_KEY": env.get("S3_SECRET_ACCESS_KEY")
         or env.get("R2_SECRET_ACCESS_KEY")
         or None,
-        "S3_PRESIGNED_REDIRECTS": flag(env, "S3_PRESIGNED_REDIRECTS"),
+        "S3_ADDRESSING_STYLE": env.get("S3_ADDRESSING_STYLE", "").strip() or None,
     }
 
 
@@ -149,7 +149,6 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url, pooled),
         "DATABASE_POOLED": pooled,
         "DIRECT_URL": normalise_database_url(direct_url)[0] if direct_url else None,
-        "TTS_ENGINE": env.get("TTS_ENGINE", "espeak").strip().lower(),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

@@ -114,6 +114,15 @@ def truncate_all() -> None:
         conn.execute(text(f"TRUNCATE {names} CASCADE"))
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """Serve moto's S3 over real HTTP on loopback for the whole session."""
+    from tests.s3server import start_moto_server
+
+    with start_moto_server() as endpoint:
+        yield endpoint
+
+
 @pytest.fixture
 def client(app: Flask):
     return app.test_client()

@@ -15,7 +15,6 @@ def test_defaults_are_embedded(tmp_path: Path) -> None:
     assert s["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'voxboard.db'}"
     assert s["STORAGE_BACKEND"] == "local"
     assert s["STORAGE_LOCAL_ROOT"] == str(tmp_path / "objects")
-    assert s["TTS_ENGINE"] == "espeak"
     assert s["DIRECT_URL"] is None
     assert s["SESSION_COOKIE_SECURE"] is False
 

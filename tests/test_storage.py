@@ -10,7 +10,7 @@ import socket
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,6 @@ from tests.s3server import (
     isolate_aws_env,
     make_bucket,
     s3_client,
-    start_moto_server,
 )
 
 ORG = uuid.UUID("0192f0c4-7a55-7c3e-9d1a-5b1f0e6a2c11")
@@ -96,12 +95,6 @@ class TrickleStream(io.RawIOBase):
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    with start_moto_server() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture(autouse=True)
