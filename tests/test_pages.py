@@ -7,6 +7,8 @@ import io
 import uuid
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dashboard.extensions import db
 from dashboard.models import VoiceCategory
@@ -199,3 +201,20 @@ def test_unknown_page_is_a_readable_404(client):
     assert response.status_code == 404
     assert "Not Found" in response.get_data(as_text=True)
     assert "Back to the voices" in response.get_data(as_text=True)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(first=st.integers(0, 12_000), length=st.integers(0, 12_000) | st.none())
+def test_any_single_range_gives_the_exact_slice_or_416(client, system_voice, first, length):
+    last = None if length is None else first + length
+    header = f"bytes={first}-{'' if last is None else last}"
+    response = client.get(audio_url(system_voice), headers={"Range": header})
+    if first >= len(AUDIO):
+        assert response.status_code == 416
+        return
+    end = len(AUDIO) - 1 if last is None else min(last, len(AUDIO) - 1)
+    assert response.status_code == 206
+    assert response.data == AUDIO[first : end + 1]
+    assert response.headers["Content-Range"] == f"bytes {first}-{end}/{len(AUDIO)}"

@@ -77,3 +77,12 @@ def test_audio_range_streams_from_s3(s3_app: Flask, s3_endpoint: str) -> None:
     assert part.status_code == 206 and part.data == stored[1000:2000]
     assert part.headers["Content-Range"] == f"bytes 1000-1999/{len(stored)}"
     assert client.get("/readyz").status_code == 200
+
+
+def test_seed_into_a_missing_bucket_names_it_and_changes_nothing(s3_app: Flask) -> None:
+    s3_app.config["S3_BUCKET"] = "voxboard-no-such-bucket"
+    result = s3_app.test_cli_runner().invoke(args=["seed"])
+    assert result.exit_code == 1
+    assert "Error: seed failed: S3 bucket 'voxboard-no-such-bucket' does not exist" in result.output
+    with s3_app.app_context():
+        assert db.session.scalars(select(Voice)).all() == []
