@@ -114,6 +114,22 @@ def truncate_all() -> None:
         conn.execute(text(f"TRUNCATE {names} CASCADE"))
 
 
+@pytest.fixture
+def storage_down(app: Flask) -> str:
+    """Point the app's storage at an S3 endpoint nobody listens on; return its URL."""
+    endpoint = "http://127.0.0.1:9"
+    app.config.update(
+        STORAGE_BACKEND="s3",
+        S3_BUCKET="voices",
+        S3_ENDPOINT_URL=endpoint,
+        S3_REGION="us-east-1",
+        S3_ACCESS_KEY_ID="k",
+        S3_SECRET_ACCESS_KEY="s",
+    )
+    app.extensions["voxboard.storage"] = None  # rebuilt from the new settings on next use
+    return endpoint
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """Serve moto's S3 over real HTTP on loopback for the whole session."""
