@@ -61,12 +61,19 @@ def register_config(app: Flask, test_config: Mapping[str, Any] | None) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the extension singletons; none of them connects anywhere yet."""
-    from dashboard import storage
+    from dashboard import auth, storage, tenancy
     from dashboard.database import install_sqlite_pragmas
-    from dashboard.extensions import db, htmx, migrate, talisman
+    from dashboard.extensions import csrf, db, htmx, limiter, login_manager, migrate, talisman
 
     install_sqlite_pragmas()
+    tenancy.install_tenant_filter()
     db.init_app(app)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    auth.init_login(login_manager)
+    limiter.init_app(app)
+    app.before_request(tenancy.remember_user)
+    app.teardown_request(tenancy.leave_org)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     htmx.init_app(app)
     talisman.init_app(
@@ -84,10 +91,20 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount each area's blueprint."""
+    from dashboard.auth import bp as auth_bp
     from dashboard.health import bp as health_bp
+    from dashboard.members import bp as members_bp
+    from dashboard.members import public_bp as invitations_bp
+    from dashboard.orgs import bp as orgs_bp
+    from dashboard.orgs import org_bp
     from dashboard.voices import bp as voices_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(orgs_bp)
+    app.register_blueprint(org_bp)
+    app.register_blueprint(members_bp)
+    app.register_blueprint(invitations_bp)
     app.register_blueprint(voices_bp)
 
 

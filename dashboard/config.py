@@ -154,6 +154,16 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
         "SESSION_COOKIE_SECURE": production,
         "FORCE_HTTPS": flag(env, "FORCE_HTTPS", default=False),
         "SYSTEM_AUDIO_MAX_AGE": int(env.get("SYSTEM_AUDIO_MAX_AGE", "86400")),
+        # CSRF tokens live as long as the session (htmx pages stay open for hours).
+        "WTF_CSRF_TIME_LIMIT": None,
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "5 per 5 minutes"),
+        "PASSWORD_HASH_PROFILE": "default",
+        "INVITATION_TTL_HOURS": int(env.get("INVITATION_TTL_HOURS", "72")),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": production,
     }
     settings.update(storage_settings(env, instance_path))
     return settings

@@ -1,30 +1,85 @@
-"""Readable error responses: an HTML page for browsers, plain text for the rest."""
+"""Readable error responses: a page for browsers, a fragment for htmx, text for the rest."""
 
 from __future__ import annotations
 
-from flask import Flask, render_template, request
-from werkzeug.exceptions import HTTPException
+import logging
 
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from dashboard.extensions import db
 from dashboard.htmx import wants_fragment
 
+log = logging.getLogger(__name__)
 
-def handle_http_error(error: HTTPException) -> tuple[str, int, dict[str, str]] | HTTPException:
-    """Render HTTP errors with the site's layout unless the client wants text."""
+# What a person should read, when the code that raised the error said nothing better.
+FRIENDLY = {
+    400: "The request was not understood. Go back, check what you entered and try again.",
+    403: "You don't have permission to do that.",
+    404: "There is nothing here. The link may be wrong, or the item was deleted.",
+    405: "That action isn't available here.",
+    413: "That upload is too large.",
+    429: "Too many requests. Please wait a moment and try again.",
+    500: "Something went wrong on our side. It has been logged; please try again.",
+}
+TITLES = {429: "Slow down", 500: "Server error", 403: "Not allowed", 404: "Not found"}
+
+
+def message_for(error: HTTPException) -> str:
+    """Return the sentence to show for `error`."""
+    default_description = type(error).description
+    if error.description and error.description != default_description:
+        return error.description
+    message = FRIENDLY.get(error.code or 500, error.description or error.name)
+    retry = (error.response.headers.get("Retry-After") if error.response else None) or (
+        dict(error.get_headers()).get("Retry-After")
+    )
+    if error.code == 429 and retry and retry.isdigit():
+        message = f"Too many requests. Try again in {retry} seconds."
+    return message
+
+
+def handle_http_error(error: HTTPException):
+    """Render HTTP errors with the site's layout, as a fragment, or as text."""
     if error.code is None or error.code < 400:
         return error
-    headers = dict(error.get_headers())
-    headers.pop("Content-Type", None)
-    best = request.accept_mimetypes.best_match(["text/html", "text/plain"])
-    if wants_fragment() or best != "text/html" or request.path.endswith("/audio"):
-        return (
-            (error.description or error.name) + "\n",
-            error.code,
-            {**headers, "Content-Type": "text/plain; charset=utf-8"},
+    if error.response is not None and error.response.status_code == error.code:
+        return error.response  # a view already built the right answer (e.g. login's 429)
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    message = message_for(error)
+    best = request.accept_mimetypes.best_match(["text/html", "text/plain"], "text/html")
+    if request.path.endswith("/audio") or best != "text/html":
+        return message + "\n", error.code, {**headers, "Content-Type": "text/plain; charset=utf-8"}
+    title = TITLES.get(error.code, error.name)
+    if wants_fragment():
+        body = render_template(
+            "error.html", code=error.code, title=title, message=message, fragment=True
         )
-    body = render_template("error.html", error=error)
+    else:
+        body = render_template("error.html", code=error.code, title=title, message=message)
     return body, error.code, {**headers, "Content-Type": "text/html; charset=utf-8"}
 
 
+def handle_csrf_error(error: CSRFError):
+    """Explain a missing or stale CSRF token in words a person understands."""
+    error.description = (
+        "This form has expired or was sent from another site. Reload the page and try again."
+    )
+    return handle_http_error(error)
+
+
+def handle_unexpected(error: Exception):
+    """Log an unhandled exception, roll back, and answer a friendly 500."""
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    db.session.rollback()
+    return handle_http_error(InternalServerError())
+
+
 def init_app(app: Flask) -> None:
-    """Register the handler for every HTTP error."""
+    """Register the handlers."""
+    app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_error)
+    if not app.testing:
+        # Tests want the real traceback; production wants a page and a log line.
+        app.register_error_handler(Exception, handle_unexpected)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, render_template
+from flask import Response, redirect, render_template
 from htmx_flask import request
 from jinja2_fragments.flask import render_block
 
@@ -22,4 +22,19 @@ def render_page(template: str, block: str | None = None, **context: Any) -> Resp
         body = render_template(template, **context)
     response = Response(body, mimetype="text/html")
     response.vary.add("HX-Request")
+    return response
+
+
+def redirect_to(location: str) -> Response:
+    """Redirect after a write: 303 for plain forms, `HX-Redirect` for htmx requests."""
+    if request.htmx:
+        response = Response(status=204)
+        response.headers["HX-Redirect"] = location
+        return response
+    return redirect(location, code=303)
+
+
+def trigger(response: Response, event: str) -> Response:
+    """Tell the page an event happened (`HX-Trigger`), e.g. to refresh a list."""
+    response.headers["HX-Trigger"] = event
     return response

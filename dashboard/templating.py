@@ -36,8 +36,23 @@ def duration(ms: int | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def navigation() -> dict[str, object]:
+    """Return what the header needs: the caller's organisations and the current one."""
+    from flask import g
+    from flask_login import current_user
+
+    if not current_user.is_authenticated:
+        return {"orgs": [], "org": None, "membership": None}
+    if "_nav_orgs" not in g:
+        from dashboard.orgs.services import orgs_of
+
+        g._nav_orgs = orgs_of(current_user)
+    return {"orgs": g._nav_orgs, "org": g.get("org"), "membership": g.get("membership")}
+
+
 def init_app(app: Flask) -> None:
-    """Register the filters."""
+    """Register the filters and globals."""
+    app.add_template_global(navigation)
     app.add_template_filter(initials)
     app.add_template_filter(avatar_hue)
     app.add_template_filter(duration)

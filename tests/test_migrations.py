@@ -15,7 +15,7 @@ from dashboard import create_app
 from dashboard.extensions import db
 from tests.conftest import BACKENDS, make_config, pg_url
 
-EXPECTED_TABLES = {"organizations", "users", "memberships", "voices", "generations"}
+EXPECTED_TABLES = {"organizations", "users", "memberships", "voices", "generations", "invitations"}
 
 
 @pytest.fixture

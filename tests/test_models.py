@@ -20,10 +20,18 @@ from dashboard.models import (
     VoiceCategory,
     VoiceVariant,
 )
+from dashboard.tenancy import all_tenants
 from tests.conftest import BACKENDS
 from tests.factories import make_generation, make_membership, make_org, make_user, make_voice
 
 pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def _schema_tests_span_orgs():
+    """These tests check the schema itself, across organisations."""
+    with all_tenants("schema tests look at every organisation's rows"):
+        yield
 
 
 def rejects(statement: str, **params) -> None:

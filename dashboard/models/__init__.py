@@ -3,13 +3,14 @@
 from dashboard.models.base import Base, new_id, utcnow
 from dashboard.models.enums import GenerationStatus, MemberRole, VoiceCategory, VoiceVariant
 from dashboard.models.generations import Generation
-from dashboard.models.tenancy import Membership, Organization, User, normalise_email
+from dashboard.models.tenancy import Invitation, Membership, Organization, User, normalise_email
 from dashboard.models.voices import Voice
 
 __all__ = [
     "Base",
     "Generation",
     "GenerationStatus",
+    "Invitation",
     "MemberRole",
     "Membership",
     "Organization",

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import secrets
 import uuid
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from flask_login import UserMixin
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from dashboard.models.base import Base, TimestampMixin, new_id
+from dashboard.models.base import Base, TimestampMixin, UTCDateTime, new_id
 from dashboard.models.enums import MemberRole, db_enum
+
+
+def new_session_token() -> str:
+    """Return a fresh random value that ties login sessions to the current password."""
+    return secrets.token_hex(16)
 
 
 class Organization(TimestampMixin, Base):
@@ -32,7 +40,7 @@ class Organization(TimestampMixin, Base):
         return f"<Organization {self.slug}>"
 
 
-class User(TimestampMixin, Base):
+class User(UserMixin, TimestampMixin, Base):
     """A person who can log in; belongs to organisations through memberships."""
 
     __tablename__ = "users"
@@ -47,6 +55,8 @@ class User(TimestampMixin, Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     display_name: Mapped[str] = mapped_column(String(100))
+    # Part of every login session's id: rotating it (on password change) ends them all.
+    session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -55,6 +65,10 @@ class User(TimestampMixin, Base):
     @validates("email")
     def _normalise_email(self, _key: str, value: str) -> str:
         return normalise_email(value)
+
+    def get_id(self) -> str:
+        """Return the login session id: the user's id and their current session token."""
+        return f"{self.id}:{self.session_token}"
 
     def __repr__(self) -> str:
         return f"<User {self.email}>"
@@ -82,3 +96,40 @@ class Membership(TimestampMixin, Base):
 
     user: Mapped[User] = relationship(back_populates="memberships")
     org: Mapped[Organization] = relationship(back_populates="memberships")
+
+
+class Invitation(TimestampMixin, Base):
+    """A single-use link that makes whoever accepts it a member of `org` with `role`.
+
+    Only a SHA-256 of the token is stored: the link is shown once to the inviter and a
+    database leak does not let anyone join an organisation.
+    """
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        CheckConstraint("length(email) BETWEEN 3 AND 254", name="email_length"),
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+        Index("ix_invitations_org_id", "org_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[MemberRole] = mapped_column(
+        db_enum(MemberRole, "member_role"), default=MemberRole.MEMBER
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    invited_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    accepted_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+    org: Mapped[Organization] = relationship()
+
+    @validates("email")
+    def _normalise_email(self, _key: str, value: str) -> str:
+        return normalise_email(value)

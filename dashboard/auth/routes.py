@@ -1,0 +1,135 @@
+"""Sign up, log in, log out and change password."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+from flask import current_app, flash, g, make_response, redirect, render_template, request, url_for
+from flask_limiter.util import get_remote_address
+from flask_login import current_user, login_required, login_user, logout_user
+
+from dashboard.auth import bp, services
+from dashboard.auth.forms import ChangePasswordForm, LoginForm, SignupForm
+from dashboard.extensions import db, limiter
+from dashboard.htmx import redirect_to
+from dashboard.models import normalise_email
+from dashboard.orgs.services import AccountError
+
+
+def safe_next(target: str | None) -> str | None:
+    """Return `target` if it is a path on this site, else None (no open redirects)."""
+    if not target or len(target) > 2000 or not target.startswith("/"):
+        return None
+    if target.startswith(("//", "/\\")) or any(ord(c) < 32 or c == "\\" for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def account_key() -> str:
+    return "login-account:" + normalise_email(request.form.get("email", ""))
+
+
+def address_key() -> str:
+    return "login-address:" + get_remote_address()
+
+
+def login_failed(_response) -> bool:
+    return bool(g.get("login_failed"))
+
+
+def too_many_attempts(limit) -> object:
+    """Answer a breached login limit with the form and a countdown (429)."""
+    retry = max(1, round(limiter.current_limit.reset_at - time.time()))
+    form = LoginForm()
+    form.form_errors.append(f"Too many failed attempts. Try again in {retry} seconds.")
+    response = make_response(render_template("auth/login.html", form=form), 429)
+    response.headers["Retry-After"] = str(retry)
+    return response
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(
+    login_limit,
+    key_func=address_key,
+    methods=["POST"],
+    deduct_when=login_failed,
+    on_breach=too_many_attempts,
+)
+@limiter.limit(
+    login_limit,
+    key_func=account_key,
+    methods=["POST"],
+    deduct_when=login_failed,
+    on_breach=too_many_attempts,
+)
+def login():
+    """Show the login form; log in and go to `next` or the user's home."""
+    form = LoginForm(next=request.args.get("next", ""))
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(safe_next(form.next.data) or url_for("orgs.landing"))
+    if form.validate_on_submit():
+        user = services.authenticate(form.email.data, form.password.data)
+        if user is not None:
+            login_user(user)
+            db.session.commit()
+            return redirect_to(safe_next(form.next.data) or url_for("orgs.landing"))
+        g.login_failed = True
+        form.form_errors.append("That email and password don't match an account.")
+        return render_template("auth/login.html", form=form), 422
+    status = 422 if form.errors else 200
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup():
+    """Create an account and its first organisation."""
+    form = SignupForm(next=request.args.get("next", ""))
+    if form.validate_on_submit():
+        try:
+            user, org = services.sign_up(
+                form.email.data, form.display_name.data, form.password.data, form.org_name.data
+            )
+        except AccountError as exc:
+            form.email.errors.append(str(exc))
+        else:
+            db.session.commit()
+            login_user(user)
+            flash(f"Welcome to Voxboard, {user.display_name}.", "success")
+            return redirect_to(safe_next(form.next.data) or url_for("org.home", org_slug=org.slug))
+    status = 422 if form.errors else 200
+    return render_template("auth/signup.html", form=form), status
+
+
+@bp.post("/logout")
+def logout():
+    """Log out (POST only: a link or image can't log anyone out)."""
+    logout_user()
+    flash("You are logged out.", "info")
+    return redirect_to(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    """Change the password; every other session of this user ends."""
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.change_password(current_user, form.current.data, form.password.data)
+        except AccountError as exc:
+            form.current.errors.append(str(exc))
+        else:
+            db.session.commit()
+            login_user(current_user._get_current_object())  # this session gets the new token
+            flash("Password changed. Other sessions have been logged out.", "success")
+            return redirect_to(url_for("orgs.landing"))
+    status = 422 if form.errors else 200
+    return render_template("auth/password.html", form=form), status

@@ -1,0 +1,10 @@
+"""Organisations: the landing redirect, creating one, and each org's home page."""
+
+from flask import Blueprint
+
+from dashboard.tenancy import tenant_blueprint
+
+bp = Blueprint("orgs", __name__)
+org_bp = tenant_blueprint("org", __name__)
+
+from dashboard.orgs import routes  # noqa: E402,F401  (routes attach to the blueprints)

@@ -1,0 +1,120 @@
+"""Write organisations, users and memberships. Functions flush; the caller commits."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from sqlalchemy import func, select
+
+from dashboard import tenancy
+from dashboard.extensions import db
+from dashboard.models import MemberRole, Membership, Organization, User, normalise_email
+from dashboard.models.tenancy import new_session_token
+from dashboard.passwords import hash_password
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])$")
+RESERVED_SLUGS = frozenset({"new", "admin", "api", "static", "login", "logout", "signup"})
+
+
+class AccountError(ValueError):
+    """A request that can't be honoured; the message is for the person who made it."""
+
+
+def slugify(name: str) -> str:
+    """Turn an organisation name into a URL slug ("Acme Audio, Ltd." → "acme-audio-ltd")."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:63].strip("-")
+    return slug if len(slug) >= 2 else f"org-{slug}".strip("-")
+
+
+def slug_problem(slug: str) -> str | None:
+    """Return why `slug` can't be used, or None."""
+    if not SLUG_RE.match(slug):
+        return "Use 2–63 lower-case letters, digits and hyphens (not at either end)."
+    if slug in RESERVED_SLUGS:
+        return "That address is reserved."
+    if db.session.scalar(select(Organization.id).where(Organization.slug == slug)):
+        return "That address is taken."
+    return None
+
+
+def unique_slug(name: str) -> str:
+    """Return a free slug derived from `name`, adding -2, -3… when needed."""
+    base = slugify(name)
+    candidate, n = base, 1
+    while slug_problem(candidate) is not None:
+        n += 1
+        candidate = f"{base[:58]}-{n}"
+    return candidate
+
+
+def create_org(name: str, owner: User | None = None, slug: str | None = None) -> Organization:
+    """Create an organisation (and make `owner` its owner)."""
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise AccountError("An organisation name needs 1–100 characters.")
+    if slug is None:
+        slug = unique_slug(name)
+    elif problem := slug_problem(slug):
+        raise AccountError(problem)
+    org = Organization(name=name, slug=slug)
+    db.session.add(org)
+    db.session.flush()
+    if owner is not None:
+        with tenancy.org_scope(org.id, owner.id):
+            add_member(org, owner, MemberRole.OWNER)
+    return org
+
+
+def find_user(email: str) -> User | None:
+    """Return the user with `email` (any case), or None."""
+    return db.session.scalars(
+        select(User).where(User.email == normalise_email(email))
+    ).one_or_none()
+
+
+def create_user(email: str, display_name: str, password: str) -> User:
+    """Create a user; the caller has validated the password's strength."""
+    email = normalise_email(email)
+    if find_user(email) is not None:
+        raise AccountError("An account with that email already exists.")
+    user = User(
+        email=email, display_name=display_name.strip(), password_hash=hash_password(password)
+    )
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def set_password(user: User, password: str) -> None:
+    """Change `user`'s password and end every session they have open."""
+    user.password_hash = hash_password(password)
+    user.session_token = new_session_token()
+    db.session.flush()
+
+
+def add_member(org: Organization, user: User, role: MemberRole) -> Membership:
+    """Make `user` a member of `org` with `role`, or change the role they have."""
+    membership = db.session.scalars(
+        select(Membership).where(Membership.user_id == user.id, Membership.org_id == org.id)
+    ).one_or_none()
+    if membership is None:
+        membership = Membership(user_id=user.id, org_id=org.id, role=role)
+        db.session.add(membership)
+    else:
+        membership.role = role
+    db.session.flush()
+    return membership
+
+
+def orgs_of(user: User) -> list[tuple[Organization, MemberRole]]:
+    """Return every organisation `user` belongs to, with their role, by name."""
+    with tenancy.all_tenants("a user's own memberships span organisations"):
+        rows = db.session.execute(
+            select(Organization, Membership.role)
+            .join(Membership, Membership.org_id == Organization.id)
+            .where(Membership.user_id == user.id)
+            .order_by(func.lower(Organization.name))
+        ).all()
+    return [(org, role) for org, role in rows]

@@ -1,0 +1,276 @@
+"""Tenant walls, part one: the application filter, and resolving `/o/<org_slug>/…`.
+
+Every ORM SELECT, UPDATE and DELETE that touches a tenant table gets the current
+organisation's criteria added by a `do_orm_execute` hook, so a forgotten `where` can't
+leak another org's rows. With no organisation in scope, a query on a tenant table is
+refused (fail closed) unless the code says, visibly, that it spans organisations:
+
+    with tenancy.all_tenants("seed: system voices are shared"):
+        ...
+
+PostgreSQL row-level security (see `dashboard/rls.py`) is the second wall and reads the
+same context: the org is copied into `app.current_org` at the start of every transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Blueprint, abort, g, has_app_context, request
+from flask_login import current_user, login_required
+from sqlalchemy import event, false, or_, select
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from dashboard.models import (
+    Generation,
+    Invitation,
+    MemberRole,
+    Membership,
+    Organization,
+    Voice,
+)
+
+# Rows that belong to exactly one organisation. Voices are special (system voices are
+# shared), so they get their own criteria below.
+TENANT_MODELS: tuple[type, ...] = (Generation, Membership, Invitation)
+SCOPED_MODELS: tuple[type, ...] = (*TENANT_MODELS, Voice)
+
+_current_org: ContextVar[uuid.UUID | None] = ContextVar("voxboard_current_org", default=None)
+_current_user: ContextVar[uuid.UUID | None] = ContextVar("voxboard_current_user", default=None)
+_all_tenants: ContextVar[str | None] = ContextVar("voxboard_all_tenants", default=None)
+
+# Called with the session whenever the org in scope changes mid-transaction, so the
+# database-side wall (RLS settings) follows; `dashboard.rls` registers itself here.
+scope_listeners: list[Callable[[Session], None]] = []
+
+M = TypeVar("M")
+
+
+class TenantScopeError(RuntimeError):
+    """A tenant table was queried with no organisation in scope and no explicit bypass."""
+
+
+def current_org_id() -> uuid.UUID | None:
+    """Return the id of the organisation in scope, if any."""
+    return _current_org.get()
+
+
+def current_user_id() -> uuid.UUID | None:
+    """Return the id of the user the request acts for, if any."""
+    return _current_user.get()
+
+
+def all_tenants_reason() -> str | None:
+    """Return why the current code spans organisations, or None when it doesn't."""
+    return _all_tenants.get()
+
+
+def _notify() -> None:
+    """Let listeners (the RLS wall) re-apply the scope to a transaction in progress."""
+    if not scope_listeners or not has_app_context():
+        return
+    from dashboard.extensions import db
+
+    session = db.session()
+    for listener in scope_listeners:
+        listener(session)
+
+
+@contextmanager
+def org_scope(org_id: uuid.UUID | None, user_id: uuid.UUID | None = None) -> Iterator[None]:
+    """Scope everything inside the block to one organisation (jobs, CLI, tests)."""
+    tokens = (_current_org.set(org_id), _current_user.set(user_id))
+    _notify()
+    try:
+        yield
+    finally:
+        _current_org.reset(tokens[0])
+        _current_user.reset(tokens[1])
+        _notify()
+
+
+@contextmanager
+def all_tenants(reason: str) -> Iterator[None]:
+    """Let the block read and write every organisation's rows; say why.
+
+    The one visible way to span organisations (seeding, snapshots, operator commands).
+    On PostgreSQL the connection must also be allowed past row-level security.
+    """
+    if not reason.strip():
+        raise ValueError("all_tenants() needs a reason")
+    token = _all_tenants.set(reason)
+    _notify()
+    try:
+        yield
+    finally:
+        _all_tenants.reset(token)
+        _notify()
+
+
+def _add_tenant_criteria(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.execution_options.get("skip_tenant_scope") or _all_tenants.get() is not None:
+        return
+    # Relationship and column lazy loads inherit the criteria of the statement that
+    # loaded their parent; re-adding them is harmless but wasteful.
+    if state.is_column_load or state.is_relationship_load:
+        return
+    org_id = _current_org.get()
+    if org_id is None:
+        touched = {m.class_ for m in state.all_mappers}
+        unscoped = touched & set(TENANT_MODELS)
+        if unscoped:
+            names = ", ".join(sorted(m.__tablename__ for m in unscoped))
+            raise TenantScopeError(
+                f"query on {names} with no organisation in scope; "
+                "use tenancy.org_scope(org_id) or tenancy.all_tenants(reason)"
+            )
+        state.statement = state.statement.options(
+            with_loader_criteria(Voice, Voice.org_id.is_(None), include_aliases=True),
+            *(
+                with_loader_criteria(model, false(), include_aliases=True)
+                for model in TENANT_MODELS
+            ),
+        )
+        return
+    state.statement = state.statement.options(
+        with_loader_criteria(
+            Voice,
+            lambda cls: or_(cls.org_id == org_id, cls.org_id.is_(None)),
+            include_aliases=True,
+        ),
+        *(
+            with_loader_criteria(model, lambda cls: cls.org_id == org_id, include_aliases=True)
+            for model in TENANT_MODELS
+        ),
+    )
+
+
+def install_tenant_filter() -> None:
+    """Attach the application filter to every ORM session (idempotent)."""
+    if not event.contains(Session, "do_orm_execute", _add_tenant_criteria):
+        event.listen(Session, "do_orm_execute", _add_tenant_criteria)
+
+
+def get_scoped(model: type[M], object_id: Any) -> M | None:
+    """Return the row of `model` with `object_id` if the org in scope may see it.
+
+    Use this instead of `session.get`, whose identity-map shortcut skips the filter.
+    """
+    from dashboard.extensions import db
+
+    try:
+        object_id = uuid.UUID(str(object_id))
+    except ValueError:
+        return None
+    return db.session.scalars(select(model).where(model.id == object_id)).one_or_none()
+
+
+def get_scoped_or_404(model: type[M], object_id: Any) -> M:
+    """Return the row like `get_scoped`, or answer 404 (never 403) when it isn't visible."""
+    found = get_scoped(model, object_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+# --------------------------------------------------------------------------- web
+
+
+def tenant_blueprint(name: str, import_name: str, url_prefix: str = "") -> Blueprint:
+    """Return a blueprint under `/o/<org_slug>{url_prefix}` whose views run in that org.
+
+    Anonymous callers are sent to log in; callers who aren't members get 404, so the
+    existence of an organisation isn't revealed either.
+    """
+    bp = Blueprint(name, import_name, url_prefix=f"/o/<org_slug>{url_prefix}")
+    bp.url_value_preprocessor(_pop_org_slug)
+    bp.url_defaults(_add_org_slug)
+    bp.before_request(_resolve_org)
+    return bp
+
+
+def _pop_org_slug(_endpoint: str | None, values: dict[str, Any] | None) -> None:
+    g.org_slug = (values or {}).pop("org_slug", None)
+
+
+def _add_org_slug(endpoint: str, values: dict[str, Any]) -> None:
+    if "org_slug" not in values and getattr(g, "org", None) is not None:
+        values["org_slug"] = g.org.slug
+
+
+@login_required
+def _resolve_org() -> None:
+    from dashboard.extensions import db
+
+    slug = g.get("org_slug") or ""
+    org = db.session.scalars(select(Organization).where(Organization.slug == slug)).one_or_none()
+    if org is None:
+        abort(404)
+    enter_org(org.id, current_user.id)
+    membership = db.session.scalars(
+        select(Membership).where(Membership.user_id == current_user.id)
+    ).one_or_none()
+    if membership is None:
+        abort(404)
+    g.org, g.membership = org, membership
+
+
+def enter_org(org_id: uuid.UUID, user_id: uuid.UUID | None) -> None:
+    """Put the request in `org_id`'s scope until it ends (see `leave_org`)."""
+    g._tenant_tokens = (_current_org.set(org_id), _current_user.set(user_id))
+    _notify()
+
+
+def remember_user() -> None:
+    """Record who the request acts for (RLS lets a user see their own memberships)."""
+    if current_user.is_authenticated and "_user_token" not in g:
+        g._user_token = _current_user.set(current_user.id)
+
+
+def leave_org(_exc: BaseException | None = None) -> None:
+    """Drop the request's org scope (registered as a teardown handler)."""
+    tokens = g.pop("_tenant_tokens", None)
+    if tokens:
+        _current_org.reset(tokens[0])
+        _current_user.reset(tokens[1])
+    user_token = g.pop("_user_token", None)
+    if user_token:
+        _current_user.reset(user_token)
+
+
+def require_role(*roles: MemberRole) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Allow the view only to members whose role is one of `roles` (403 otherwise)."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            membership = g.get("membership")
+            if membership is None or membership.role not in roles:
+                abort(403, "Your role in this organisation doesn't allow that.")
+            return view(*args, **kwargs)
+
+        wrapped.required_roles = roles  # type: ignore[attr-defined]  # read by the tests
+        return wrapped
+
+    return decorator
+
+
+MANAGERS = (MemberRole.OWNER, MemberRole.ADMIN)
+
+
+def is_manager() -> bool:
+    """Tell whether the caller may manage voices and members in the current org."""
+    membership = g.get("membership")
+    return membership is not None and membership.role in MANAGERS
+
+
+def request_is_for_org() -> bool:
+    """Tell whether the current request is under `/o/<org_slug>/`."""
+    return request.blueprint is not None and g.get("org_slug") is not None
