@@ -56,6 +56,11 @@ def make_config(database_url: str, tmp_path: Path, **extra: Any) -> dict[str, An
         "STORAGE_BACKEND": "local",
         "STORAGE_LOCAL_ROOT": str(tmp_path / "objects"),
         "FORCE_HTTPS": False,
+        "PASSWORD_HASH_PROFILE": "test",
+        # The CSRF suite (test_csrf.py) turns these back on; elsewhere they'd only
+        # add noise to every form post and make limits leak between tests.
+        "WTF_CSRF_ENABLED": False,
+        "RATELIMIT_ENABLED": False,
         **extra,
     }
 
@@ -151,3 +156,10 @@ def runner(app: Flask):
 
 def redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+def login(client, user) -> None:
+    """Log `user` in on `client` the way Flask-Login's session cookie would."""
+    with client.session_transaction() as session:
+        session["_user_id"] = user.get_id()
+        session["_fresh"] = True

@@ -75,3 +75,10 @@ def make_generation(org: Organization, voice: Voice | None = None, **kw: Any) ->
     db.session.add(generation)
     db.session.flush()
     return generation
+
+
+def detach(obj):
+    """Load `obj`'s columns and detach it, so tests can use it after the app context ends."""
+    db.session.refresh(obj)
+    db.session.expunge(obj)
+    return obj
