@@ -30,8 +30,10 @@ migrate: install
 seed: migrate
 	$(BIN)/flask seed
 
-## Set up everything on the embedded defaults and serve on http://$(HOST):$(PORT)
-run: seed
+## Set up everything on the embedded defaults, with the demo org, and serve on http://$(HOST):$(PORT)
+run: migrate
+	$(BIN)/flask seed --demo --base-url http://$(HOST):$(PORT)
+	@echo "Open http://$(HOST):$(PORT) and log in as owner@demo.voxboard.test"
 	@echo "Voxboard is starting on http://$(HOST):$(PORT)  (Ctrl+C stops it)"
 	$(BIN)/flask run --host $(HOST) --port $(PORT)
 

@@ -61,13 +61,14 @@ def register_config(app: Flask, test_config: Mapping[str, Any] | None) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the extension singletons; none of them connects anywhere yet."""
-    from dashboard import auth, storage, tenancy
+    from dashboard import auth, rls, storage, tenancy
     from dashboard.database import install_sqlite_pragmas
     from dashboard.extensions import csrf, db, htmx, limiter, login_manager, migrate, talisman
 
     install_sqlite_pragmas()
     tenancy.install_tenant_filter()
     db.init_app(app)
+    rls.init_app(app)
     csrf.init_app(app)
     login_manager.init_app(app)
     auth.init_login(login_manager)

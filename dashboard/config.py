@@ -149,6 +149,12 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url, pooled),
         "DATABASE_POOLED": pooled,
         "DIRECT_URL": normalise_database_url(direct_url)[0] if direct_url else None,
+        "RLS_REQUIRED": flag(
+            env, "RLS_REQUIRED", production and database_url.startswith("postgresql")
+        ),
+        "OPERATOR_DATABASE_URL": normalise_database_url(env["OPERATOR_DATABASE_URL"])[0]
+        if env.get("OPERATOR_DATABASE_URL")
+        else None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
@@ -161,6 +167,7 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "5 per 5 minutes"),
         "PASSWORD_HASH_PROFILE": "default",
         "INVITATION_TTL_HOURS": int(env.get("INVITATION_TTL_HOURS", "72")),
+        "SMTP_URL": env.get("SMTP_URL", "").strip() or None,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": production,

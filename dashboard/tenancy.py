@@ -232,6 +232,7 @@ def remember_user() -> None:
     """Record who the request acts for (RLS lets a user see their own memberships)."""
     if current_user.is_authenticated and "_user_token" not in g:
         g._user_token = _current_user.set(current_user.id)
+        _notify()
 
 
 def leave_org(_exc: BaseException | None = None) -> None:

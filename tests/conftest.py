@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from dashboard import create_app
 from dashboard.config import engine_options, normalise_database_url
 from dashboard.extensions import db
+from tests import pg_roles
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 PG_SKIP_REASON = (
@@ -27,6 +28,9 @@ PG_SKIP_REASON = (
     "(e.g. TEST_DATABASE_URL=postgresql://voxboard_test@127.0.0.1/voxboard_test; .ci/run sets it)"
 )
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+# PostgreSQL as production runs it: the app connects as the web role, which row-level
+# security binds; test setup goes through `rls.operator_access` (the owner here).
+WEB_ROLE_BACKENDS = ["sqlite", pytest.param("postgresql-app", marks=pytest.mark.postgres)]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -80,7 +84,16 @@ def pg_schema() -> Iterator[str]:
     with app.app_context():
         upgrade()
         db.engine.dispose()
+    pg_roles.require_owner_bypass(url)
+    if pg_roles.APP_PG_URL:
+        pg_roles.grant_test_app_role(url)
     yield url
+
+
+@pytest.fixture(scope="session")
+def pg_app_url(pg_schema: str) -> str:
+    """Return the web role's URL (TEST_APP_DATABASE_URL): row-level security binds it."""
+    return pg_roles.require_app_url()
 
 
 @pytest.fixture
@@ -98,25 +111,34 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
 
 
 @pytest.fixture
-def app(database_url: str, backend: str, tmp_path: Path) -> Iterator[Flask]:
+def app(
+    database_url: str, backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Flask]:
     """Build a fresh app on an empty database."""
-    app = create_app(make_config(database_url, tmp_path))
+    config = make_config(database_url, tmp_path)
+    if backend == "postgresql-app":
+        config = make_config(
+            request.getfixturevalue("pg_app_url"), tmp_path, OPERATOR_DATABASE_URL=database_url
+        )
+    app = create_app(config)
     with app.app_context():
         if backend == "sqlite":
             db.create_all()
     yield app
     with app.app_context():
         db.session.remove()
-        if backend == "postgresql":
-            truncate_all()
         db.engine.dispose()
+    if backend.startswith("postgresql"):
+        truncate_all(database_url)
 
 
-def truncate_all() -> None:
-    """Empty every table (PostgreSQL tests share one migrated schema)."""
+def truncate_all(owner_url: str) -> None:
+    """Empty every table as the owner (PostgreSQL tests share one migrated schema)."""
     names = ", ".join(t.name for t in db.metadata.sorted_tables)
-    with db.engine.begin() as conn:
+    engine = create_engine(owner_url)
+    with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} CASCADE"))
+    engine.dispose()
 
 
 @pytest.fixture

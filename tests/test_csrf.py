@@ -96,4 +96,3 @@ def test_login_form_carries_a_working_token(csrf_app, client):
         "/login", data={"csrf_token": token, "email": "x@example.com", "password": "whatever!!"}
     )
     assert response.status_code == 422  # got past CSRF to the credentials check
-

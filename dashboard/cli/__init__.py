@@ -7,6 +7,12 @@ from flask import Flask
 
 def register_commands(app: Flask) -> None:
     """Attach every command to `app.cli`."""
+    from dashboard.cli.orgs import orgs_group
+    from dashboard.cli.rls import rls_group
     from dashboard.cli.seed import seed_command
+    from dashboard.cli.users import users_group
 
     app.cli.add_command(seed_command)
+    app.cli.add_command(orgs_group)
+    app.cli.add_command(users_group)
+    app.cli.add_command(rls_group)

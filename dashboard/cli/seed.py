@@ -1,17 +1,21 @@
-"""`flask seed`: create or update the system voices and their reference audio."""
+"""`flask seed`: the system voices and their reference audio; `--demo` adds the demo org."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-from flask import current_app
+from flask import current_app, url_for
 from flask.cli import with_appcontext
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from dashboard import rls
+from dashboard.cli.helpers import echo_table
 from dashboard.consistency import new_objects_removed_on_error
 from dashboard.database import describe_database_error
+from dashboard.demo import DemoReport, seed_demo
 from dashboard.extensions import db
+from dashboard.orgs.services import AccountError
 from dashboard.storage import StorageError, get_storage
 from dashboard.tts import EngineError, get_engine
 from dashboard.voices import services
@@ -24,9 +28,25 @@ from dashboard.voices.catalog import SYSTEM_VOICES
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder with {Name}.wav reference files to use instead of synthesised samples.",
 )
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Also create the demo organisation and three logins, and print them (not in production).",
+)
+@click.option(
+    "--base-url",
+    default="http://127.0.0.1:5000",
+    show_default=True,
+    help="Where the server listens, for the login link --demo prints.",
+)
 @with_appcontext
-def seed_command(audio_dir: Path | None) -> None:
+def seed_command(audio_dir: Path | None, demo: bool, base_url: str) -> None:
     """Create or update the 20 system voices and upload their reference audio."""
+    if demo and current_app.config["ENV_NAME"] == "production":
+        raise click.ClickException(
+            "--demo is refused in production (DASHBOARD_ENV=production): "
+            "its logins have published passwords"
+        )
     url = current_app.config["SQLALCHEMY_DATABASE_URI"]
     storage = get_storage()
     try:
@@ -41,12 +61,21 @@ def seed_command(audio_dir: Path | None) -> None:
                 audio_dir=audio_dir,
                 progress=lambda _spec: bar.update(1),
             )
-        report = run_seed(storage, audio)
-    except (services.SeedError, StorageError, EngineError) as exc:
+        # System voices belong to no organisation: on PostgreSQL only the operator
+        # role may write them (row-level security).
+        with rls.operator_access("seed: system voices are shared by every organisation"):
+            report = run_seed(storage, audio)
+        echo_voices_report(report)
+        if demo:
+            echo_demo_report(run_demo_seed(), login_url(base_url))
+    except (services.SeedError, StorageError, EngineError, AccountError) as exc:
         raise click.ClickException(f"seed failed: {exc}") from exc
     except (OperationalError, ProgrammingError) as exc:
         raise click.ClickException(f"seed failed: {describe_database_error(exc, url)}") from exc
 
+
+def echo_voices_report(report: services.SeedReport) -> None:
+    """Summarise the system-voice seed in one line."""
     if not report.changed:
         click.echo(f"Nothing to do: all {len(report.unchanged)} system voices are up to date.")
         return
@@ -96,3 +125,59 @@ def echo_outcome(name: str, outcome: str) -> None:
     """Print one line per voice that changed; stay quiet about unchanged ones."""
     if outcome != "unchanged":
         click.echo(f"  {outcome:<9} {name}")
+
+
+def run_demo_seed() -> DemoReport:
+    """Seed the demo in its own transaction, retrying once if a concurrent seeder won a race."""
+    for attempt in (1, 2):
+        try:
+            with rls.operator_access("seed: the demo organisation and its members"):
+                report = seed_demo()
+                db.session.commit()
+            return report
+        except IntegrityError:
+            # Another `seed --demo` created the same org or users first; a second pass
+            # finds them and leaves them alone.
+            db.session.rollback()
+            if attempt == 2:
+                raise
+        except BaseException:
+            db.session.rollback()
+            raise
+    raise AssertionError("unreachable")
+
+
+def login_url(base_url: str) -> str:
+    """Return the login page's address on the server at `base_url`."""
+    with current_app.test_request_context(base_url=base_url):
+        return url_for("auth.login", _external=True)
+
+
+def echo_demo_report(report: DemoReport, url: str) -> None:
+    """Say what the demo seed did, then print the demo logins."""
+    org = f"{report.org_name} ({report.org_slug})"
+    if report.org_created:
+        click.echo(f"Demo: created the organisation {org} and its logins.")
+    elif report.changed:
+        restored = sum(login.created or login.joined for login in report.logins)
+        click.echo(f"Demo: {org} was there; restored {restored} missing login(s).")
+    else:
+        click.echo(f"Demo: nothing to do; {org} and its logins are there.")
+    click.echo(f"Log in at {url} as:")
+    rows = [
+        (
+            login.role
+            if login.role is login.account.role
+            else f"{login.role} (seeded as {login.account.role})",
+            login.account.email,
+            login.account.password if login.password_works else "(changed since seeded; not reset)",
+        )
+        for login in report.logins
+    ]
+    echo_table(("ROLE", "EMAIL", "PASSWORD"), rows, indent="  ")
+    for login in report.logins:
+        if not login.password_works:
+            click.echo(
+                f"{login.account.email}'s password was changed after seeding and was left "
+                f"alone; reset it with `flask users set-password {login.account.email}`."
+            )

@@ -118,3 +118,74 @@ def orgs_of(user: User) -> list[tuple[Organization, MemberRole]]:
             .order_by(func.lower(Organization.name))
         ).all()
     return [(org, role) for org, role in rows]
+
+
+# ------------------------------------------------------------------- operator commands
+# The CLI calls these inside `tenancy.all_tenants(...)`: they span organisations.
+
+
+def find_org(slug: str) -> Organization | None:
+    """Return the organisation with `slug` (any case), or None."""
+    return db.session.scalars(
+        select(Organization).where(Organization.slug == slug.strip().lower())
+    ).one_or_none()
+
+
+def list_orgs() -> list[tuple[Organization, int]]:
+    """Return every organisation with its number of members, by name."""
+    rows = db.session.execute(
+        select(Organization, func.count(Membership.id))
+        .outerjoin(Membership, Membership.org_id == Organization.id)
+        .group_by(Organization.id)
+        .order_by(func.lower(Organization.name), Organization.slug)
+    ).all()
+    return [(org, members) for org, members in rows]
+
+
+def list_users(
+    org: Organization | None = None,
+) -> list[tuple[User, list[tuple[Organization, MemberRole]]]]:
+    """Return users by email, each with their organisations and roles (only `org`'s, if given)."""
+    stmt = (
+        select(User, Organization, Membership.role)
+        .outerjoin(Membership, Membership.user_id == User.id)
+        .outerjoin(Organization, Organization.id == Membership.org_id)
+        .order_by(User.email, func.lower(Organization.name))
+    )
+    if org is not None:
+        stmt = stmt.where(Membership.org_id == org.id)
+    users: dict[str, tuple[User, list[tuple[Organization, MemberRole]]]] = {}
+    for user, member_of, role in db.session.execute(stmt):
+        entry = users.setdefault(user.email, (user, []))
+        if member_of is not None:
+            entry[1].append((member_of, role))
+    return list(users.values())
+
+
+def role_in(org: Organization, user: User) -> MemberRole | None:
+    """Return `user`'s role in `org`, or None when they aren't a member."""
+    return db.session.scalar(
+        select(Membership.role).where(Membership.user_id == user.id, Membership.org_id == org.id)
+    )
+
+
+def set_member_role(org: Organization, user: User, role: MemberRole) -> MemberRole | None:
+    """Add `user` to `org` with `role`, or change their role; return the role they had.
+
+    Refuses to demote the last owner: nobody could manage the organisation after that.
+    The owners' rows are locked first (PostgreSQL), so two demotions at once can't both pass.
+    """
+    owners = set(
+        db.session.scalars(
+            select(Membership.user_id)
+            .where(Membership.org_id == org.id, Membership.role == MemberRole.OWNER)
+            .with_for_update()
+        )
+    )
+    previous = role_in(org, user)
+    if previous is MemberRole.OWNER and role is not MemberRole.OWNER and owners == {user.id}:
+        raise AccountError(
+            f"{user.email} is the last owner of {org.slug}; make another member owner first."
+        )
+    add_member(org, user, role)
+    return previous

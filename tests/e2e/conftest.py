@@ -51,7 +51,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Serve a seeded app on a free loopback port for the whole session."""
     tmp: Path = tmp_path_factory.mktemp("live")
-    app = create_app(make_config(f"sqlite:///{tmp / 'live.db'}", tmp))
+    # CSRF on, as in production: the browser must carry tokens through every flow.
+    app = create_app(make_config(f"sqlite:///{tmp / 'live.db'}", tmp, WTF_CSRF_ENABLED=True))
     with app.app_context():
         db.create_all()
     result = app.test_cli_runner().invoke(args=["seed"])

@@ -31,7 +31,7 @@ def test_system_voices_render_and_play(live_server: str, page) -> None:
     assert aaron.evaluate("a => a.paused") is True
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "home.png"), full_page=False)
+    page.screenshot(path=str(ARTIFACTS / "home.png"), full_page=False, caret="initial")
     assert page.console_errors == []
 
 

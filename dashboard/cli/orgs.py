@@ -1,0 +1,45 @@
+"""`flask orgs ...`: create and list organisations."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from dashboard.cli.helpers import (
+    echo_table,
+    format_time,
+    operator_transaction,
+    require_user,
+)
+from dashboard.orgs import services
+
+orgs_group = AppGroup("orgs", help="Create and list organisations.")
+
+
+@orgs_group.command("create")
+@click.argument("name")
+@click.option("--slug", help="URL slug (/o/SLUG/); derived from NAME when omitted.")
+@click.option("--owner", "owner_email", metavar="EMAIL", help="An existing user to make owner.")
+def create_org_command(name: str, slug: str | None, owner_email: str | None) -> None:
+    """Create an organisation and print its slug."""
+    with operator_transaction("orgs create"):
+        owner = require_user(owner_email) if owner_email else None
+        if slug is not None and (problem := services.slug_problem(slug)):
+            raise click.ClickException(f"slug {slug!r}: {problem}")
+        org = services.create_org(name, owner=owner, slug=slug)
+        created_slug = org.slug
+    click.echo(created_slug)
+
+
+@orgs_group.command("list")
+def list_orgs_command() -> None:
+    """List organisations by name with their member counts."""
+    with operator_transaction("orgs list"):
+        rows = [
+            (org.slug, org.name, members, format_time(org.created_at))
+            for org, members in services.list_orgs()
+        ]
+    if not rows:
+        click.echo("No organisations yet; create one with `flask orgs create NAME`.")
+        return
+    echo_table(("SLUG", "NAME", "MEMBERS", "CREATED (UTC)"), rows)

@@ -1,0 +1,121 @@
+"""`flask users ...`: create logins, manage memberships, set passwords.
+
+Passwords come from a hidden prompt or stdin, never from an argument.
+"""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from dashboard.cli.helpers import (
+    ROLE_CHOICE,
+    echo_table,
+    format_time,
+    operator_transaction,
+    password_stdin_option,
+    read_new_password,
+    require_org,
+    require_user,
+    valid_email,
+)
+from dashboard.models import MemberRole, Organization
+from dashboard.orgs import services
+
+users_group = AppGroup("users", help="Create users, manage memberships and set passwords.")
+
+
+@users_group.command("create")
+@click.argument("email")
+@click.option("--name", required=True, help="The name shown in the dashboard.")
+@click.option("--org", "org_slug", metavar="SLUG", help="Also add the user to this organisation.")
+@click.option("--role", type=ROLE_CHOICE, help="Role in --org (default: member).")
+@password_stdin_option
+def create_user_command(
+    email: str, name: str, org_slug: str | None, role: str | None, password_stdin: bool
+) -> None:
+    """Create a user; the password is asked twice (or read from stdin)."""
+    email = valid_email(email)
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise click.ClickException("--name needs 1–100 characters")
+    if role is not None and org_slug is None:
+        raise click.ClickException("--role needs --org")
+    # Check before asking for the password, so nobody types one for nothing.
+    with operator_transaction("users create: check"):
+        if services.find_user(email) is not None:
+            raise click.ClickException(f"{email} already has an account")
+        if org_slug is not None:
+            require_org(org_slug)
+    password = read_new_password(password_stdin)
+    with operator_transaction("users create"):
+        user = services.create_user(email, name, password)
+        summary = f"Created {user.email} ({user.display_name})"
+        if org_slug is not None:
+            org = require_org(org_slug)
+            services.add_member(org, user, MemberRole(role or MemberRole.MEMBER))
+            summary += f", {role or MemberRole.MEMBER} of {org.slug}"
+    click.echo(summary + ".")
+
+
+@users_group.command("add-member")
+@click.argument("email")
+@click.argument("org_slug", metavar="ORG")
+@click.option("--role", type=ROLE_CHOICE, required=True, help="Role to give (or change to).")
+def add_member_command(email: str, org_slug: str, role: str) -> None:
+    """Add a user to an organisation, or change their role in it."""
+    new_role = MemberRole(role)
+    with operator_transaction("users add-member"):
+        user, org = require_user(email), require_org(org_slug)
+        previous = services.set_member_role(org, user, new_role)
+        who, where = user.email, org.slug
+    if previous is None:
+        click.echo(f"Added {who} to {where} as {new_role}.")
+    elif previous is new_role:
+        click.echo(f"{who} is already {new_role} of {where}; nothing changed.")
+    else:
+        click.echo(f"Changed {who}'s role in {where} from {previous} to {new_role}.")
+
+
+@users_group.command("set-password")
+@click.argument("email")
+@password_stdin_option
+def set_password_command(email: str, password_stdin: bool) -> None:
+    """Set a user's password and end every session they have open."""
+    with operator_transaction("users set-password: check"):
+        require_user(email)
+    password = read_new_password(password_stdin)
+    with operator_transaction("users set-password"):
+        user = require_user(email)
+        services.set_password(user, password)
+        who = user.email
+    click.echo(f"Password changed for {who}; their open sessions have ended, so they log in again.")
+
+
+@users_group.command("list")
+@click.option("--org", "org_slug", metavar="SLUG", help="Only this organisation's members.")
+def list_users_command(org_slug: str | None) -> None:
+    """List users by email with their organisations and roles."""
+    with operator_transaction("users list"):
+        org = require_org(org_slug) if org_slug is not None else None
+        rows = [
+            (
+                user.email,
+                user.display_name,
+                memberships_cell(memberships, with_org=org is None),
+                format_time(user.created_at),
+            )
+            for user, memberships in services.list_users(org)
+        ]
+    headers = ("EMAIL", "NAME", "ROLE" if org_slug else "ORGANISATIONS", "CREATED (UTC)")
+    if not rows:
+        click.echo(f"No members in {org_slug}." if org_slug else "No users yet.")
+        return
+    echo_table(headers, rows)
+
+
+def memberships_cell(memberships: list[tuple[Organization, MemberRole]], with_org: bool) -> str:
+    """Format a user's memberships as "acme (owner), demo (member)", or only the role."""
+    if not memberships:
+        return "-"
+    return ", ".join(f"{org.slug} ({role})" if with_org else str(role) for org, role in memberships)
