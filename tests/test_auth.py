@@ -253,3 +253,40 @@ def test_org_switcher_lists_every_org_of_the_user(app, client, ada):
     assert 'href="/o/beta/"' in html and "Beta Voices" in html
     assert "Stranger Things Inc" not in html
     assert client.get("/o/stranger/").status_code == 404
+
+
+def redis_url() -> str | None:
+    import redis
+
+    url = "redis://127.0.0.1:6379/15"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+    except redis.RedisError:
+        return None
+    return url
+
+
+def test_login_limits_work_on_redis_storage(app, client, ada):
+    """Production keeps counters in Redis so every worker sees the same ones."""
+    url = redis_url()
+    if url is None:
+        pytest.skip("Redis not reachable on 127.0.0.1:6379: the Redis rate-limit test is skipped")
+    from dashboard.extensions import limiter
+
+    app.config.update(
+        RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="2 per minute", RATELIMIT_STORAGE_URI=url
+    )
+    limiter.init_app(app)
+    try:
+        limiter.reset()
+        email = f"redis-{id(app)}@example.com"
+        assert fail_login(client, email=email, address="10.1.0.1").status_code == 422
+        assert fail_login(client, email=email, address="10.1.0.2").status_code == 422
+        assert fail_login(client, email=email, address="10.1.0.3").status_code == 429
+        # The counters really live in Redis, where every worker process sees them.
+        import redis
+
+        keys = redis.Redis.from_url(url).keys("*login-account*")
+        assert any(email.encode() in key for key in keys)
+    finally:
+        limiter.reset()
