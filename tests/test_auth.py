@@ -59,7 +59,7 @@ def test_signup_creates_user_and_owned_org_and_logs_in(app, client):
         ({"email": "not-an-email"}, "Invalid email address"),
         ({"password": "short", "confirm": "short"}, "at least 10 characters"),
         ({"confirm": "something else"}, "Passwords differ."),
-        ({"org_name": ""}, "This field is required."),
+        ({"org_name": ""}, "Name your organisation"),
     ],
 )
 def test_signup_errors_are_shown_inline_and_change_nothing(app, client, overrides, message):
@@ -290,3 +290,18 @@ def test_login_limits_work_on_redis_storage(app, client, ada):
         assert any(email.encode() in key for key in keys)
     finally:
         limiter.reset()
+
+
+def test_signing_up_to_accept_an_invitation_needs_no_organisation(app, client):
+    response = signup(client, org_name="", next="/join/acme/some-token")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/join/acme/some-token"
+    with app.app_context(), tenancy.all_tenants("test"):
+        assert db.session.scalars(select(User)).one().email == "grace@example.com"
+        assert db.session.scalars(select(Organization)).all() == []
+
+
+def test_signing_up_otherwise_needs_an_organisation(app, client):
+    response = signup(client, org_name="   ")
+    assert response.status_code == 422
+    assert "Name your organisation" in response.get_data(as_text=True)

@@ -26,12 +26,23 @@ class SignupForm(FlaskForm):
         "Email",
         validators=[InputRequired(), Email(check_deliverability=False), Length(max=254)],
     )
-    org_name = StringField("Organisation", validators=[InputRequired(), Length(max=100)])
+    org_name = StringField("Organisation", validators=[Length(max=100)])
     password = PasswordField("Password", validators=[InputRequired(), strong_password])
     confirm = PasswordField(
         "Repeat password", validators=[InputRequired(), EqualTo("password", "Passwords differ.")]
     )
     next = HiddenField()
+
+    @property
+    def joining(self) -> bool:
+        """Tell whether the person signs up to accept an invitation (`next` is a join link)."""
+        return (self.next.data or "").startswith("/join/")
+
+    def validate_org_name(self, field: StringField) -> None:
+        # Someone accepting an invitation joins that organisation; a first one of their
+        # own is optional. Everyone else needs one to land in.
+        if not (field.data or "").strip() and not self.joining:
+            raise ValidationError("Name your organisation (you can create more later).")
 
 
 class ChangePasswordForm(FlaskForm):

@@ -90,7 +90,7 @@ def login():
 
 @bp.route("/signup", methods=["GET", "POST"])
 def signup():
-    """Create an account and its first organisation."""
+    """Create an account and its first organisation (optional when joining one)."""
     form = SignupForm(next=request.args.get("next", ""))
     if form.validate_on_submit():
         try:
@@ -103,7 +103,8 @@ def signup():
             db.session.commit()
             login_user(user)
             flash(f"Welcome to Voxboard, {user.display_name}.", "success")
-            return redirect_to(safe_next(form.next.data) or url_for("org.home", org_slug=org.slug))
+            home = url_for("org.home", org_slug=org.slug) if org else url_for("orgs.landing")
+            return redirect_to(safe_next(form.next.data) or home)
     status = 422 if form.errors else 200
     return render_template("auth/signup.html", form=form), status
 

@@ -26,11 +26,11 @@ def authenticate(email: str, password: str) -> User | None:
 
 
 def sign_up(
-    email: str, display_name: str, password: str, org_name: str
-) -> tuple[User, Organization]:
-    """Create a user and a new organisation they own."""
+    email: str, display_name: str, password: str, org_name: str | None
+) -> tuple[User, Organization | None]:
+    """Create a user and, when `org_name` is given, a new organisation they own."""
     user = create_user(email, display_name, password)
-    org = create_org(org_name, owner=user)
+    org = create_org(org_name, owner=user) if org_name and org_name.strip() else None
     return user, org
 
 
