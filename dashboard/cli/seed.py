@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 from flask import current_app, url_for
@@ -99,26 +101,38 @@ def check_database(url: str) -> None:
         )
 
 
-def run_seed(storage, audio) -> services.SeedReport:
-    """Apply the seed in one transaction, retrying once if a concurrent seeder won a race."""
-    for attempt in (1, 2):
+T = TypeVar("T")
+
+
+def retry_once_on_race(attempt: Callable[[], T]) -> T:
+    """Run `attempt` (which commits); if a concurrent seeder won a unique-key race, rerun it.
+
+    SQLite has no advisory lock, so two seeders can insert the same names at once. The
+    winner's rows are complete, so a second pass finds them and leaves them alone.
+    """
+    for round_ in (1, 2):
         try:
-            with new_objects_removed_on_error(storage) as new_keys:
-                report = services.seed_system_voices(
-                    storage, audio, new_keys, progress=echo_outcome
-                )
-                db.session.commit()
-            return report
+            return attempt()
         except IntegrityError:
-            # SQLite has no advisory lock: another seeder inserted the same names
-            # first. Its rows are complete, so a second pass finds and keeps them.
             db.session.rollback()
-            if attempt == 2:
+            if round_ == 2:
                 raise
         except BaseException:
             db.session.rollback()
             raise
     raise AssertionError("unreachable")
+
+
+def run_seed(storage, audio) -> services.SeedReport:
+    """Apply the system-voice seed in one transaction; objects of failed commits go."""
+
+    def attempt() -> services.SeedReport:
+        with new_objects_removed_on_error(storage) as new_keys:
+            report = services.seed_system_voices(storage, audio, new_keys, progress=echo_outcome)
+            db.session.commit()
+        return report
+
+    return retry_once_on_race(attempt)
 
 
 def echo_outcome(name: str, outcome: str) -> None:
@@ -128,23 +142,15 @@ def echo_outcome(name: str, outcome: str) -> None:
 
 
 def run_demo_seed() -> DemoReport:
-    """Seed the demo in its own transaction, retrying once if a concurrent seeder won a race."""
-    for attempt in (1, 2):
-        try:
-            with rls.operator_access("seed: the demo organisation and its members"):
-                report = seed_demo()
-                db.session.commit()
-            return report
-        except IntegrityError:
-            # Another `seed --demo` created the same org or users first; a second pass
-            # finds them and leaves them alone.
-            db.session.rollback()
-            if attempt == 2:
-                raise
-        except BaseException:
-            db.session.rollback()
-            raise
-    raise AssertionError("unreachable")
+    """Seed the demo organisation in its own transaction."""
+
+    def attempt() -> DemoReport:
+        with rls.operator_access("seed: the demo organisation and its members"):
+            report = seed_demo()
+            db.session.commit()
+        return report
+
+    return retry_once_on_race(attempt)
 
 
 def login_url(base_url: str) -> str:
