@@ -99,6 +99,7 @@ def register_blueprints(app: Flask) -> None:
     from dashboard.orgs import bp as orgs_bp
     from dashboard.orgs import org_bp
     from dashboard.voices import bp as voices_bp
+    from dashboard.voices import library_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(auth_bp)
@@ -107,6 +108,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(members_bp)
     app.register_blueprint(invitations_bp)
     app.register_blueprint(voices_bp)
+    app.register_blueprint(library_bp)
 
 
 def register_cli(app: Flask) -> None:

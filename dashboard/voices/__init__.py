@@ -1,7 +1,11 @@
-"""The voice library: system voices now, each organisation's custom voices later."""
+"""The voice library: the public system-voice page, and each organisation's library."""
 
 from flask import Blueprint
 
-bp = Blueprint("voices", __name__)
+from dashboard.tenancy import tenant_blueprint
 
-from dashboard.voices import routes  # noqa: E402,F401  (routes attach to bp)
+bp = Blueprint("voices", __name__)
+# /o/<org_slug>/voices/…: browsing and previews (routes.py), managing (manage.py).
+library_bp = tenant_blueprint("library", __name__, "/voices")
+
+from dashboard.voices import manage, routes  # noqa: E402,F401  (routes attach to the blueprints)

@@ -1,0 +1,3 @@
+"""Create, edit and delete custom voices (admins and owners)."""
+
+from __future__ import annotations
