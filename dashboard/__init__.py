@@ -26,6 +26,25 @@ CONTENT_SECURITY_POLICY: dict[str, str | list[str]] = {
 }
 
 
+def content_security_policy(config: Mapping[str, Any]) -> dict[str, str | list[str]]:
+    """Return the CSP; presigned audio redirects (S3) add the bucket's origin to media-src."""
+    if not (config.get("S3_PRESIGNED_REDIRECTS") and config.get("STORAGE_BACKEND") == "s3"):
+        return CONTENT_SECURITY_POLICY
+    from urllib.parse import urlsplit
+
+    # boto3 signs path-style URLs for a custom endpoint and virtual-hosted ones for AWS,
+    # unless S3_ADDRESSING_STYLE says otherwise.
+    bucket, style = config.get("S3_BUCKET"), config.get("S3_ADDRESSING_STYLE")
+    endpoint = urlsplit(config.get("S3_ENDPOINT_URL") or "https://s3.amazonaws.com")
+    hosts = [endpoint.netloc]
+    if not config.get("S3_ENDPOINT_URL"):
+        hosts.append(f"s3.{config.get('S3_REGION') or 'us-east-1'}.amazonaws.com")
+    if style == "virtual" or (style != "path" and not config.get("S3_ENDPOINT_URL")):
+        hosts = [f"{bucket}.{host}" for host in hosts]
+    origins = [f"{endpoint.scheme}://{host}" for host in hosts]
+    return {**CONTENT_SECURITY_POLICY, "media-src": ["'self'", "blob:", *origins]}
+
+
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build a configured application without touching the database, storage or network."""
     app = Flask(
@@ -81,7 +100,7 @@ def register_extensions(app: Flask) -> None:
         app,
         force_https=app.config["FORCE_HTTPS"],
         session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
-        content_security_policy=CONTENT_SECURITY_POLICY,
+        content_security_policy=content_security_policy(app.config),
         # No inline script anywhere, so no nonces are needed.
         content_security_policy_nonce_in=[],
         referrer_policy="strict-origin-when-cross-origin",

@@ -160,6 +160,7 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
         "SESSION_COOKIE_SECURE": production,
         "FORCE_HTTPS": flag(env, "FORCE_HTTPS", default=False),
         "SYSTEM_AUDIO_MAX_AGE": int(env.get("SYSTEM_AUDIO_MAX_AGE", "86400")),
+        "S3_PRESIGNED_REDIRECTS": flag(env, "S3_PRESIGNED_REDIRECTS"),
         # CSRF tokens live as long as the session (htmx pages stay open for hours).
         "WTF_CSRF_TIME_LIMIT": None,
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
@@ -167,6 +168,8 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "5 per 5 minutes"),
         "PASSWORD_HASH_PROFILE": "default",
         "INVITATION_TTL_HOURS": int(env.get("INVITATION_TTL_HOURS", "72")),
+        # Reference audio uploads: bigger bodies are refused before they are read.
+        "VOICE_UPLOAD_MAX_BYTES": int(env.get("VOICE_UPLOAD_MAX_BYTES", str(20 * 1024 * 1024))),
         "SMTP_URL": env.get("SMTP_URL", "").strip() or None,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",

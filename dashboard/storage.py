@@ -8,8 +8,9 @@ Keys
     ``.``/``..``, any segment *starting* with ``.``, backslashes and control characters
     are refused: dot-segments are reserved for the local backend's temporary and
     metadata files, so no key can ever name one of them. The layout the app uses is
-    built by :func:`system_voice_key`, :func:`custom_voice_key` and
-    :func:`generation_key`.
+    built by :func:`system_voice_key`, :func:`custom_voice_key` (and
+    :func:`custom_voice_revision_key`, ``voices/orgs/{org}/{voice}.{revision}``, for
+    replaced audio) and :func:`generation_key`.
 
 Byte ranges (``open_range``)
     ``start`` and ``end`` are inclusive byte offsets, as in an HTTP ``Range`` header.
@@ -94,6 +95,7 @@ __all__ = [
     "StorageError",
     "StorageUnavailable",
     "custom_voice_key",
+    "custom_voice_revision_key",
     "generation_key",
     "get_storage",
     "init_app",
@@ -987,3 +989,16 @@ def get_storage() -> Storage:
 def init_app(app: Any) -> None:
     """Reserve the app's storage slot; the backend itself is built by get_storage()."""
     app.extensions.setdefault(EXTENSION_KEY, None)
+
+
+def custom_voice_revision_key(
+    org_id: uuid.UUID | str, voice_id: uuid.UUID | str, revision: uuid.UUID | str
+) -> str:
+    """Return the key of a custom voice's replacement audio: ``…/{voice_id}.{revision}``.
+
+    A replacement is written under a new key so the old object keeps serving until the
+    row points at the new one; the shared ``voices/orgs/{org_id}/{voice_id}`` prefix
+    lists every revision of one voice (for a sweep).
+    """
+    base = custom_voice_key(org_id, voice_id)
+    return validate_key(f"{base}.{_segment(revision, 'revision')}")

@@ -487,7 +487,10 @@ def test_seed_demo_never_resets_what_someone_changed(app, runner):
 
     again = runner.invoke(args=["seed", "--demo"])
     assert again.exit_code == 0, again.output
-    assert "Demo: Demo Studio (demo) was there; restored 1 missing login(s)." in again.output
+    assert (
+        "Demo: Demo Studio (demo) was there; restored 1 missing login(s) and 0 missing voice(s)."
+        in again.output
+    )
     assert "  member  member@demo.voxboard.test  (changed since seeded; not reset)" in again.output
     assert (
         "member@demo.voxboard.test's password was changed after seeding and was left alone"

@@ -144,9 +144,14 @@ def echo_outcome(name: str, outcome: str) -> None:
 def run_demo_seed() -> DemoReport:
     """Seed the demo organisation in its own transaction."""
 
+    storage = get_storage()
+
     def attempt() -> DemoReport:
-        with rls.operator_access("seed: the demo organisation and its members"):
-            report = seed_demo()
+        with (
+            rls.operator_access("seed: the demo organisation, its members and voices"),
+            new_objects_removed_on_error(storage) as new_keys,
+        ):
+            report = seed_demo(storage=storage, new_keys=new_keys)
             db.session.commit()
         return report
 
@@ -166,7 +171,10 @@ def echo_demo_report(report: DemoReport, url: str) -> None:
         click.echo(f"Demo: created the organisation {org} and its logins.")
     elif report.changed:
         restored = sum(login.created or login.joined for login in report.logins)
-        click.echo(f"Demo: {org} was there; restored {restored} missing login(s).")
+        click.echo(
+            f"Demo: {org} was there; restored {restored} missing login(s) and "
+            f"{len(report.voices_created)} missing voice(s)."
+        )
     else:
         click.echo(f"Demo: nothing to do; {org} and its logins are there.")
     click.echo(f"Log in at {url} as:")

@@ -56,6 +56,24 @@ class Voice(TimestampMixin, Base):
             postgresql_where=text("org_id IS NULL"),
         ),
         Index("ix_voices_variant", "variant"),
+        # Keyset paging of an org's library by "newest" walks this index backwards;
+        # "name" paging uses the unique (org_id, name) index above.
+        Index("ix_voices_org_id_created_at_id", "org_id", "created_at", "id"),
+        # Typo-tolerant search (pg_trgm, migration 0004). Declared here so `flask db
+        # check` sees no drift; SQLite ignores the PostgreSQL options and gets plain
+        # B-tree indexes, which its substring search doesn't use but which are cheap.
+        Index(
+            "ix_voices_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ),
+        Index(
+            "ix_voices_description_trgm",
+            "description",
+            postgresql_using="gin",
+            postgresql_ops={"description": "gin_trgm_ops"},
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

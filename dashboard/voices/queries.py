@@ -1,13 +1,149 @@
-"""Read voices."""
+"""Read voices: the public system list, and an organisation's library.
+
+The library lists an org's custom voices a page at a time and the system voices in
+full, both narrowed by the same search and filters.
+
+Paging is keyset ("seek") paging: the next page starts strictly after the last row
+shown, on `(name, id)` for the name order and `(created_at, id)` for newest first, so
+it costs one index range scan however deep it goes (no OFFSET) and never skips or
+repeats a row when several share a timestamp (the id breaks the tie). The cursor is
+opaque to clients (URL-safe base64 of JSON) and checked strictly when it comes back.
+A continuation page (`?after=`) lists only custom voices; the 20 system voices are on
+the first page. "Your voices" shows a count, capped at COUNT_CAP, and only queried
+when the list doesn't fit on one page.
+
+Search matches name and description. On PostgreSQL it is typo-tolerant: `pg_trgm`'s
+similarity and word similarity (`name % q`, `name %> q`…, served by the GIN trigram
+indexes of migration 0004) or a plain substring match, and the default order is the
+best score first. Best-match order has no stable key to seek on, so it shows the top
+`BEST_MATCHES` and says when there are more; sorting a search by name or newest
+pages through every match. SQLite falls back to a case-insensitive substring match,
+with name matches ranked above description matches.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
+import enum
+import json
 import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, case, func, literal, or_, select, tuple_
+from sqlalchemy.sql.elements import ColumnElement
 
 from dashboard.extensions import db
-from dashboard.models import Voice, VoiceVariant
+from dashboard.languages import language_label
+from dashboard.models import Voice, VoiceCategory, VoiceVariant
+from dashboard.orgs.queries import capped_count
+
+PAGE_SIZE = 24
+# Best-match order can't be paged by keyset; past this many matches the page says so.
+BEST_MATCHES = 50
+# "Your voices" shows how many match; counting stops here ("1,000+").
+COUNT_CAP = 1000
+QUERY_MAX = 100
+CATEGORY_VALUES = frozenset(c.value for c in VoiceCategory)
+
+
+class Order(enum.StrEnum):
+    """How a library list is ordered; the `sort` parameter chooses (blank: best match)."""
+
+    BEST = "best"
+    NAME = "name"
+    NEWEST = "newest"
+
+
+SORT_CHOICES = (
+    ("", "Best match"),
+    (Order.NAME.value, "Name (A–Z)"),
+    (Order.NEWEST.value, "Newest"),
+)
+
+
+class InvalidCursor(ValueError):
+    """A "load more" cursor that this code didn't make, or made for another order."""
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryFilters:
+    """What the library is narrowed to: search text, category, language and sort."""
+
+    q: str = ""
+    category: VoiceCategory | None = None
+    language: str | None = None
+    sort: str = ""
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> LibraryFilters:
+        """Read the query string; unknown values are ignored, as a form would never send them."""
+        category = args.get("category", "")
+        language = args.get("language", "").strip()
+        sort = args.get("sort", "")
+        return cls(
+            q=" ".join(args.get("q", "").split())[:QUERY_MAX],
+            category=VoiceCategory(category) if category in CATEGORY_VALUES else None,
+            language=language if 2 <= len(language) <= 35 else None,
+            sort=sort if sort in (Order.NAME, Order.NEWEST) else "",
+        )
+
+    @property
+    def order(self) -> Order:
+        """Return the effective order: best match only means something when searching."""
+        if self.sort:
+            return Order(self.sort)
+        return Order.BEST if self.q else Order.NAME
+
+    @property
+    def active(self) -> bool:
+        """Tell whether anything narrows the lists (the sort doesn't)."""
+        return bool(self.q or self.category or self.language)
+
+    def args(self) -> dict[str, str]:
+        """Return the query-string arguments that reproduce these filters (no blanks)."""
+        values = {
+            "q": self.q,
+            "category": self.category.value if self.category else "",
+            "language": self.language or "",
+            "sort": self.sort,
+        }
+        return {k: v for k, v in values.items() if v}
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where the next page starts: the order it belongs to and the last row's key."""
+
+    order: Order
+    key: tuple[Any, uuid.UUID]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomPage:
+    """One page of an org's custom voices and what comes after it."""
+
+    voices: Sequence[Voice]
+    after: Cursor | None = None
+    next_cursor: str | None = None
+    # Best-match order stopped at BEST_MATCHES with more matches left.
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Library:
+    """Everything the library page shows besides the custom voices page."""
+
+    system: Sequence[Voice] = ()
+    custom_total: int = 0
+    custom_total_capped: bool = False
+    languages: Sequence[tuple[str, str]] = field(default_factory=tuple)
+
+
+# ------------------------------------------------------------------- system voices
 
 
 def system_voices() -> Select[tuple[Voice]]:
@@ -20,3 +156,180 @@ def get_system_voice(voice_id: uuid.UUID) -> Voice | None:
     return db.session.scalars(
         system_voices().where(Voice.id == voice_id).order_by(None)
     ).one_or_none()
+
+
+# ------------------------------------------------------------------------- cursors
+
+
+def encode_cursor(order: Order, voice: Voice) -> str:
+    """Return the opaque cursor for "the rows after `voice`" in `order`."""
+    if order is Order.NAME:
+        key: list[str] = [voice.name, voice.id.hex]
+    elif order is Order.NEWEST:
+        key = [voice.created_at.astimezone(dt.UTC).isoformat(), voice.id.hex]
+    else:
+        raise ValueError(f"{order} order has no cursor")
+    raw = json.dumps({"o": order.value, "k": key}, separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str | None, order: Order) -> Cursor | None:
+    """Return the cursor in `token` (None when there is none) or raise InvalidCursor."""
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        kind, (value, id_hex) = Order(data["o"]), data["k"]
+        if not isinstance(value, str) or not isinstance(id_hex, str):
+            raise TypeError("cursor values must be strings")
+        voice_id = uuid.UUID(hex=id_hex)
+        if kind is Order.NEWEST:
+            when = dt.datetime.fromisoformat(value)
+            if when.tzinfo is None:
+                raise ValueError("naive timestamp")
+            key: tuple[Any, uuid.UUID] = (when.astimezone(dt.UTC), voice_id)
+        elif kind is Order.NAME and 1 <= len(value) <= 100:
+            key = (value, voice_id)
+        else:
+            raise ValueError("no key for this order")
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+        raise InvalidCursor("This “Load more” link is damaged.") from exc
+    if kind is not order:
+        raise InvalidCursor("This “Load more” link belongs to another sort order.")
+    return Cursor(kind, key)
+
+
+# ------------------------------------------------------------------ search & order
+
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def _matches(q: str) -> ColumnElement[bool]:
+    """Return the search condition on name and description for `q`."""
+    substring = or_(
+        Voice.name.icontains(q, autoescape=True),
+        Voice.description.icontains(q, autoescape=True),
+    )
+    if _dialect() != "postgresql":
+        return substring
+    # `col %> q` is `q <% col`: a stretch of col is word-similar to q (pg_trgm's
+    # word_similarity_threshold, 0.6); `name % q`: the whole name is similar (0.3), which
+    # catches a dropped letter in a short name ("podcst"). Column first, for the index.
+    return or_(
+        substring,
+        Voice.name.op("%")(q),
+        Voice.name.op("%>")(q),
+        Voice.description.op("%>")(q),
+    )
+
+
+def _best_first(stmt: Select[tuple[Voice]], q: str) -> Select[tuple[Voice]]:
+    """Order `stmt` by how well each voice matches `q`, then by name."""
+    if _dialect() == "postgresql":
+        name_score = func.greatest(
+            func.word_similarity(literal(q), Voice.name), func.similarity(literal(q), Voice.name)
+        )
+        description_score = func.word_similarity(literal(q), func.coalesce(Voice.description, ""))
+        return stmt.order_by(
+            func.greatest(name_score, description_score).desc(),
+            name_score.desc(),
+            Voice.name,
+            Voice.id,
+        )
+    name_hit = case((Voice.name.icontains(q, autoescape=True), 0), else_=1)
+    return stmt.order_by(name_hit, Voice.name, Voice.id)
+
+
+def _filtered(stmt: Select[tuple[Voice]], filters: LibraryFilters) -> Select[tuple[Voice]]:
+    if filters.q:
+        stmt = stmt.where(_matches(filters.q))
+    if filters.category:
+        stmt = stmt.where(Voice.category == filters.category)
+    if filters.language:
+        stmt = stmt.where(Voice.language == filters.language)
+    return stmt
+
+
+def _ordered(
+    stmt: Select[tuple[Voice]], filters: LibraryFilters, after: Cursor | None = None
+) -> Select[tuple[Voice]]:
+    """Order `stmt` as `filters` ask and, for keyset orders, start after `after`."""
+    order = filters.order
+    if order is Order.BEST:
+        return _best_first(stmt, filters.q)
+    if order is Order.NAME:
+        if after is not None:
+            stmt = stmt.where(tuple_(Voice.name, Voice.id) > tuple_(*after.key))
+        return stmt.order_by(Voice.name, Voice.id)
+    if after is not None:
+        stmt = stmt.where(tuple_(Voice.created_at, Voice.id) < tuple_(*after.key))
+    return stmt.order_by(Voice.created_at.desc(), Voice.id.desc())
+
+
+def _custom_voices(org_id: uuid.UUID, filters: LibraryFilters) -> Select[tuple[Voice]]:
+    # org_id is explicit (not only the tenant filter's OR) so PostgreSQL can seek the
+    # (org_id, …) indexes.
+    stmt = select(Voice).where(Voice.org_id == org_id, Voice.variant == VoiceVariant.CUSTOM)
+    return _filtered(stmt, filters)
+
+
+# ------------------------------------------------------------------------ library
+
+
+def custom_voices_page(
+    org_id: uuid.UUID, filters: LibraryFilters, after: Cursor | None = None
+) -> CustomPage:
+    """Return one page of the org's custom voices matching `filters` (one query)."""
+    if filters.order is Order.BEST:
+        stmt = _ordered(_custom_voices(org_id, filters), filters).limit(BEST_MATCHES + 1)
+        voices = db.session.scalars(stmt).all()
+        return CustomPage(voices[:BEST_MATCHES], truncated=len(voices) > BEST_MATCHES)
+    stmt = _ordered(_custom_voices(org_id, filters), filters, after).limit(PAGE_SIZE + 1)
+    voices = db.session.scalars(stmt).all()
+    if len(voices) <= PAGE_SIZE:
+        return CustomPage(voices, after=after)
+    return CustomPage(
+        voices[:PAGE_SIZE],
+        after=after,
+        next_cursor=encode_cursor(filters.order, voices[PAGE_SIZE - 1]),
+    )
+
+
+def library(org_id: uuid.UUID, filters: LibraryFilters, page: CustomPage) -> Library:
+    """Return the rest of the library page around `page` (at most three queries)."""
+    system = db.session.scalars(
+        _ordered(
+            _filtered(select(Voice).where(Voice.variant == VoiceVariant.SYSTEM), filters),
+            filters,
+        )
+    ).all()
+    if page.after is None and page.next_cursor is None and not page.truncated:
+        total, capped = len(page.voices), False  # the whole list is on this page
+    else:
+        total, capped = capped_count(_custom_voices(org_id, filters), COUNT_CAP)
+    return Library(
+        system=system,
+        custom_total=total,
+        custom_total_capped=capped,
+        languages=language_options(org_id, filters.language),
+    )
+
+
+def language_options(org_id: uuid.UUID, selected: str | None = None) -> list[tuple[str, str]]:
+    """Return (tag, label) for every language in the org's library, by label.
+
+    A `selected` language nobody uses any more is kept, so the filter still shows it.
+    """
+    tags = set(
+        db.session.scalars(
+            select(Voice.language)
+            .where(or_(Voice.org_id == org_id, Voice.org_id.is_(None)))
+            .distinct()
+        )
+    )
+    if selected:
+        tags.add(selected)
+    return sorted(((tag, language_label(tag)) for tag in tags), key=lambda c: (c[1], c[0]))
