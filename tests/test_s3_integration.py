@@ -86,3 +86,21 @@ def test_seed_into_a_missing_bucket_names_it_and_changes_nothing(s3_app: Flask) 
     assert "Error: seed failed: S3 bucket 'voxboard-no-such-bucket' does not exist" in result.output
     with s3_app.app_context():
         assert db.session.scalars(select(Voice)).all() == []
+
+
+def test_sweep_on_s3_deletes_only_unreferenced_objects(s3_app: Flask, s3_endpoint: str) -> None:
+    import uuid
+
+    runner = s3_app.test_cli_runner()
+    assert runner.invoke(args=["seed"]).exit_code == 0
+    bucket = s3_app.config["TEST_BUCKET"]
+    orphan = f"generations/orgs/{uuid.uuid4()}/{uuid.uuid4()}"
+    s3_client(s3_endpoint).put_object(Bucket=bucket, Key=orphan, Body=b"lost")
+
+    kept = runner.invoke(args=["storage", "sweep", "--delete"])  # default grace: 60 min
+    assert "0 orphaned, 1 too new to judge" in kept.output, kept.output
+    result = runner.invoke(args=["storage", "sweep", "--delete", "--older-than", "0"])
+    assert result.exit_code == 0, result.output
+    assert "Scanned 21 objects: 20 in use, 1 orphaned" in result.output
+    assert orphan not in bucket_keys(s3_endpoint, bucket)
+    assert len(bucket_keys(s3_endpoint, bucket)) == 20

@@ -10,9 +10,11 @@ def register_commands(app: Flask) -> None:
     from dashboard.cli.orgs import orgs_group
     from dashboard.cli.rls import rls_group
     from dashboard.cli.seed import seed_command
+    from dashboard.cli.storage import storage_group
     from dashboard.cli.users import users_group
 
     app.cli.add_command(seed_command)
     app.cli.add_command(orgs_group)
     app.cli.add_command(users_group)
     app.cli.add_command(rls_group)
+    app.cli.add_command(storage_group)
