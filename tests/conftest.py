@@ -8,13 +8,14 @@ skip into a failure so CI can never pass without them).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from dashboard import create_app
@@ -185,3 +186,25 @@ def login(client, user) -> None:
     with client.session_transaction() as session:
         session["_user_id"] = user.get_id()
         session["_fresh"] = True
+
+
+@pytest.fixture
+def count_queries(app: Flask) -> Callable[[], contextmanager]:
+    """Record every SQL statement the app's engine runs inside the returned context."""
+
+    @contextmanager
+    def counting() -> Iterator[list[str]]:
+        with app.app_context():
+            engine = db.engine
+        seen: list[str] = []
+
+        def record(_conn, _cursor, statement, *_rest) -> None:
+            seen.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield seen
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    return counting

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from dashboard import tenancy
 from dashboard.extensions import db
@@ -234,33 +234,23 @@ def test_members_are_listed_owners_first_with_join_date(client, team):
     assert f"{today.day} {today.strftime('%b %Y')}" in main
 
 
-def count_queries(app, client, url) -> int:
+def statements_for(count_queries, client, url) -> int:
     """Return how many SQL statements one GET of `url` runs."""
-    with app.app_context():
-        engine = db.engine
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_rest) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with count_queries() as seen:
         assert client.get(url).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     return len(seen)
 
 
-def test_members_page_query_count_does_not_grow_with_the_team(app, client, team):
+def test_members_page_query_count_does_not_grow_with_the_team(app, client, team, count_queries):
     login(client, team["users"]["owner"])
-    few = count_queries(app, client, members_url())
+    few = statements_for(count_queries, client, members_url())
     with app.app_context(), tenancy.all_tenants("test setup"):
         for n in range(15):
             user = make_user(email=f"extra{n}@acme.example")
             db.session.add(Membership(user_id=user.id, org_id=team["ids"]["acme"], role=MEMBER))
             add_invitation(team["ids"]["acme"], f"invitee{n}@example.com")
         db.session.commit()
-    assert count_queries(app, client, members_url()) == few
+    assert statements_for(count_queries, client, members_url()) == few
 
 
 # ------------------------------------------------------------------------ owner rules

@@ -12,13 +12,12 @@ import json
 import re
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 
 from dashboard import create_app, rls
 from dashboard.extensions import db
@@ -114,28 +113,6 @@ def world(app: Flask) -> dict:
 def as_member(client, world):
     login(client, world["users"][MEMBER])
     return client
-
-
-@pytest.fixture
-def count_queries(app: Flask) -> Callable[[], contextmanager]:
-    """Record every SQL statement the app's engine runs inside the returned context."""
-
-    @contextmanager
-    def counting() -> Iterator[list[str]]:
-        with app.app_context():
-            engine = db.engine
-        seen: list[str] = []
-
-        def record(_conn, _cursor, statement, *_rest) -> None:
-            seen.append(statement)
-
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            yield seen
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
-
-    return counting
 
 
 def stub_manage_endpoints(app: Flask) -> None:

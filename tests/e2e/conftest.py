@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from werkzeug.serving import make_server
 
 from dashboard import create_app
@@ -48,8 +49,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Serve a seeded app on a free loopback port for the whole session."""
+def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """The seeded app the live server serves (tests may arrange data through it)."""
     tmp: Path = tmp_path_factory.mktemp("live")
     # CSRF on, as in production: the browser must carry tokens through every flow.
     app = create_app(make_config(f"sqlite:///{tmp / 'live.db'}", tmp, WTF_CSRF_ENABLED=True))
@@ -57,13 +58,19 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         db.create_all()
     result = app.test_cli_runner().invoke(args=["seed"])
     assert result.exit_code == 0, result.output
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_server(live_app: Flask) -> Iterator[str]:
+    """Serve `live_app` on a free loopback port for the whole session."""
+    server = make_server("127.0.0.1", 0, live_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
-    with app.app_context():
-        db.engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -76,13 +83,17 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
-@pytest.fixture
-def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:
-    """A fresh page that records console errors (a CSP violation shows up there)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
+def watch_console(page):
+    """Collect the page's console errors in `page.console_errors` (CSP violations land there)."""
     page.console_errors = []
     page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
     page.on("pageerror", lambda e: page.console_errors.append(str(e)))
-    yield page
+    return page
+
+
+@pytest.fixture
+def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh page that records console errors."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield watch_console(context.new_page())
     context.close()

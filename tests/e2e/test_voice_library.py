@@ -12,16 +12,15 @@ import itertools
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from dashboard import create_app, tenancy
+from dashboard import tenancy
 from dashboard.extensions import db
 from dashboard.models import Organization, Voice, VoiceCategory, VoiceVariant
 from dashboard.storage import custom_voice_key, get_storage
-from tests.conftest import make_config
+from tests.e2e.conftest import watch_console
 from tests.e2e.test_accounts import sign_up
 from tests.e2e.test_home import ARTIFACTS
 
@@ -44,16 +43,8 @@ class LibraryOrg:
         return f"{base}/o/{self.slug}/voices/{query}"
 
 
-def live_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Return the live server's SQLite file (conftest makes it under `live*/`)."""
-    # Resolved: pytest also links the newest numbered folder as `livecurrent`.
-    found = sorted({p.resolve() for p in tmp_path_factory.getbasetemp().glob("live*/live.db")})
-    assert len(found) == 1, found
-    return found[0]
-
-
 @pytest.fixture(scope="session")
-def library_org(live_server: str, browser, tmp_path_factory) -> Iterator[LibraryOrg]:
+def library_org(live_server: str, live_app, browser) -> Iterator[LibraryOrg]:
     """An owner signed up through the UI, with CUSTOM_COUNT voices in their library."""
     run = uuid.uuid4().hex[:6]
     context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -65,9 +56,7 @@ def library_org(live_server: str, browser, tmp_path_factory) -> Iterator[Library
     state = context.storage_state()
     context.close()
 
-    database = live_database(tmp_path_factory)
-    helper = create_app(make_config(f"sqlite:///{database}", database.parent))
-    with helper.app_context(), tenancy.all_tenants("e2e setup: the live server's org"):
+    with live_app.app_context(), tenancy.all_tenants("e2e setup: the live server's org"):
         org = db.session.scalars(select(Organization).where(Organization.slug == slug)).one()
         aaron = db.session.scalars(select(Voice).where(Voice.name == "Aaron")).one()
         sample = b"".join(get_storage().open_range(aaron.audio_key))
@@ -92,8 +81,6 @@ def library_org(live_server: str, browser, tmp_path_factory) -> Iterator[Library
             get_storage().put(voice.audio_key, io.BytesIO(sample), content_type="audio/wav")
             db.session.add(voice)
         db.session.commit()
-    with helper.app_context():
-        db.engine.dispose()
     yield LibraryOrg(slug, state)
 
 
@@ -105,9 +92,7 @@ def owner_page(browser, library_org: LibraryOrg, request) -> Iterator[object]:
         viewport={"width": width, "height": height}, storage_state=library_org.storage_state
     )
     page = context.new_page()
-    page.console_errors = []
-    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
-    page.on("pageerror", lambda e: page.console_errors.append(str(e)))
+    watch_console(page)
     yield page
     context.close()
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, watch_console
 from tests.e2e.test_accounts import sign_up
 from tests.e2e.test_home import ARTIFACTS
 
@@ -173,9 +173,7 @@ def fake_mic_page(browser):
     )
     context = fake.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.console_errors = []
-    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
-    page.on("pageerror", lambda e: page.console_errors.append(str(e)))
+    watch_console(page)
     yield page
     context.close()
     fake.close()
