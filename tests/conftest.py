@@ -8,6 +8,7 @@ skip into a failure so CI can never pass without them).
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -208,3 +209,26 @@ def count_queries(app: Flask) -> Callable[[], contextmanager]:
             event.remove(engine, "before_cursor_execute", record)
 
     return counting
+
+
+@contextmanager
+def private_schema_app(owner_url: str, tmp_path: Path, prefix: str) -> Iterator[Flask]:
+    """Yield an app on a fresh, empty PostgreSQL schema (dropped afterwards).
+
+    Migration tests upgrade and downgrade there without touching the shared schema.
+    """
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    owner = create_engine(owner_url)
+    with owner.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    config = make_config(owner_url, tmp_path)
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"options": f"-csearch_path={schema}"}}
+    app = create_app(config)
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+        with owner.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        owner.dispose()

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask, current_app
 from flask_migrate import check, downgrade, upgrade
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from dashboard import create_app
 from dashboard.extensions import db
-from tests.conftest import BACKENDS, make_config, pg_url
+from tests.conftest import BACKENDS, make_config, pg_url, private_schema_app
 
 EXPECTED_TABLES = {"organizations", "users", "memberships", "voices", "generations", "invitations"}
 
@@ -24,19 +23,8 @@ def empty_db_app(backend: str, tmp_path: Path) -> Iterator[Flask]:
     if backend == "sqlite":
         yield create_app(make_config(f"sqlite:///{tmp_path / 'mig.db'}", tmp_path))
         return
-    schema = f"mig_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(pg_url())
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    config = make_config(pg_url(), tmp_path)
-    config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"options": f"-csearch_path={schema}"}}
-    app = create_app(config)
-    yield app
-    with app.app_context():
-        db.engine.dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with private_schema_app(pg_url(), tmp_path, "mig") as app:
+        yield app
 
 
 def table_names() -> set[str]:

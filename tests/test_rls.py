@@ -37,7 +37,7 @@ from dashboard.models import (
     VoiceCategory,
     VoiceVariant,
 )
-from tests.conftest import login, make_config
+from tests.conftest import login, make_config, private_schema_app
 from tests.factories import make_generation, make_membership, make_org, make_user, make_voice
 from tests.pg_roles import app_role_name
 
@@ -621,21 +621,10 @@ def test_check_passes_for_the_web_role_and_fails_for_the_owner(web_app: Flask, a
 
 
 @pytest.fixture
-def private_schema_app(pg_schema: str, tmp_path: Path) -> Iterator[Flask]:
+def schema_app(pg_schema: str, tmp_path: Path) -> Iterator[Flask]:
     """An app on an empty private schema of the test database (dropped afterwards)."""
-    schema = f"rls_{uuid.uuid4().hex[:12]}"
-    owner = create_engine(pg_schema)
-    with owner.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    config = make_config(pg_schema, tmp_path)
-    config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"options": f"-csearch_path={schema}"}}
-    app = create_app(config)
-    yield app
-    with app.app_context():
-        db.engine.dispose()
-    with owner.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    owner.dispose()
+    with private_schema_app(pg_schema, tmp_path, "rls") as app:
+        yield app
 
 
 def policies() -> set[tuple[str, str]]:
@@ -661,8 +650,8 @@ EXPECTED_POLICIES = {
 
 
 @pytest.mark.postgres
-def test_migration_adds_and_removes_row_level_security(private_schema_app: Flask):
-    with private_schema_app.app_context():
+def test_migration_adds_and_removes_row_level_security(schema_app: Flask):
+    with schema_app.app_context():
         upgrade()
         assert policies() == EXPECTED_POLICIES
         assert protected_tables() == set(rls.TENANT_TABLES)
