@@ -171,6 +171,19 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
         # Reference audio uploads: bigger bodies are refused before they are read.
         "VOICE_UPLOAD_MAX_BYTES": int(env.get("VOICE_UPLOAD_MAX_BYTES", str(20 * 1024 * 1024))),
         "SMTP_URL": env.get("SMTP_URL", "").strip() or None,
+        # Speech: which engine speaks, and where a remote one listens.
+        "TTS_ENGINE": env.get("TTS_ENGINE", "espeak").strip().lower() or "espeak",
+        "TTS_URL": env.get("TTS_URL", "").strip().rstrip("/") or None,
+        "TTS_API_KEY": env.get("TTS_API_KEY", "").strip() or None,
+        "TTS_TIMEOUT_SECONDS": float(env.get("TTS_TIMEOUT_SECONDS", "120")),
+        # Background jobs (huey): a SQLite file by default, or redis:// / postgresql://.
+        "JOBS_URL": env.get("JOBS_URL", "").strip()
+        or "sqlite:///" + os.path.join(instance_path, "jobs.db"),
+        "JOBS_IMMEDIATE": flag(env, "JOBS_IMMEDIATE"),
+        "JOB_MAX_RETRIES": int(env.get("JOB_MAX_RETRIES", "3")),
+        "JOB_RETRY_DELAY_SECONDS": float(env.get("JOB_RETRY_DELAY_SECONDS", "5")),
+        "JOB_RUNNING_TIMEOUT_SECONDS": int(env.get("JOB_RUNNING_TIMEOUT_SECONDS", "600")),
+        "GENERATION_RATE_LIMIT": env.get("GENERATION_RATE_LIMIT", "30 per minute"),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": production,

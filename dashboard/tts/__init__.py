@@ -6,7 +6,8 @@ starts on the first synthesis, a remote engine would open its client on first us
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from dashboard.tts.base import (
     DEFAULT_PARAMS,
@@ -31,16 +32,16 @@ __all__ = [
     "sample_text",
 ]
 
-# Engine name → factory. A new engine (e.g. "chatterbox" over HTTP) is one more entry.
-ENGINES: dict[str, Callable[[], Engine]] = {
-    "espeak": EspeakEngine,
+# Engine name → factory taking the app's settings (TTS_URL, TTS_API_KEY, ...).
+ENGINES: dict[str, Callable[[Mapping[str, Any]], Engine]] = {
+    "espeak": lambda _config: EspeakEngine(),
 }
 
 
-def get_engine(name: str) -> Engine:
+def get_engine(name: str, config: Mapping[str, Any] | None = None) -> Engine:
     """Build the engine called `name` (case-insensitive); EngineError if there is none."""
     factory = ENGINES.get(name.strip().lower())
     if factory is None:
         known = ", ".join(sorted(ENGINES))
         raise EngineError(f"Unknown speech engine {name!r}; available engines: {known}.")
-    return factory()
+    return factory(config or {})

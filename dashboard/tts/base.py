@@ -57,7 +57,15 @@ class SynthesisResult:
 
 
 class EngineError(Exception):
-    """A synthesis failure with a message a person understands."""
+    """A synthesis failure with a message a person understands.
+
+    `retryable` tells the job runner whether trying again may help (a timeout, a 5xx, a
+    dropped connection) or cannot (the engine refused the request itself, e.g. a 4xx).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 def require_text(text: str) -> str:
