@@ -17,17 +17,20 @@ from dashboard.tts.base import (
     SynthesisResult,
     VoiceRef,
 )
+from dashboard.tts.chatterbox import ChatterboxEngine
 from dashboard.tts.espeak import EspeakEngine, sample_text
 
 __all__ = [
     "DEFAULT_PARAMS",
     "ENGINES",
+    "ChatterboxEngine",
     "Engine",
     "EngineError",
     "EspeakEngine",
     "SynthesisParams",
     "SynthesisResult",
     "VoiceRef",
+    "app_engine",
     "get_engine",
     "sample_text",
 ]
@@ -35,6 +38,7 @@ __all__ = [
 # Engine name → factory taking the app's settings (TTS_URL, TTS_API_KEY, ...).
 ENGINES: dict[str, Callable[[Mapping[str, Any]], Engine]] = {
     "espeak": lambda _config: EspeakEngine(),
+    "chatterbox": ChatterboxEngine.from_config,
 }
 
 
@@ -45,3 +49,15 @@ def get_engine(name: str, config: Mapping[str, Any] | None = None) -> Engine:
         known = ", ".join(sorted(ENGINES))
         raise EngineError(f"Unknown speech engine {name!r}; available engines: {known}.")
     return factory(config or {})
+
+
+ENGINE_EXTENSION_KEY = "voxboard.tts"
+
+
+def app_engine(app: Any) -> Engine:
+    """Return the engine `TTS_ENGINE` names for `app`, built once and then shared."""
+    engine = app.extensions.get(ENGINE_EXTENSION_KEY)
+    if engine is None:
+        engine = get_engine(app.config.get("TTS_ENGINE") or "espeak", app.config)
+        app.extensions[ENGINE_EXTENSION_KEY] = engine
+    return engine
