@@ -80,7 +80,7 @@ def register_config(app: Flask, test_config: Mapping[str, Any] | None) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the extension singletons; none of them connects anywhere yet."""
-    from dashboard import auth, rls, storage, tenancy
+    from dashboard import auth, jobs, rls, storage, tenancy
     from dashboard.database import install_sqlite_pragmas
     from dashboard.extensions import csrf, db, htmx, limiter, login_manager, migrate, talisman
 
@@ -107,12 +107,16 @@ def register_extensions(app: Flask) -> None:
         frame_options="DENY",
     )
     storage.init_app(app)
+    jobs.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
     """Mount each area's blueprint."""
     from dashboard.auth import bp as auth_bp
+    from dashboard.generations import bp as generations_bp
+    from dashboard.generations import generate_bp
     from dashboard.health import bp as health_bp
+    from dashboard.history import bp as history_bp
     from dashboard.members import bp as members_bp
     from dashboard.members import public_bp as invitations_bp
     from dashboard.orgs import bp as orgs_bp
@@ -128,6 +132,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(invitations_bp)
     app.register_blueprint(voices_bp)
     app.register_blueprint(library_bp)
+    app.register_blueprint(generate_bp)
+    app.register_blueprint(generations_bp)
+    app.register_blueprint(history_bp)
 
 
 def register_cli(app: Flask) -> None:

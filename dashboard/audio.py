@@ -69,3 +69,32 @@ def _count_frames(stream: BinaryIO) -> int:
             return sum(len(block) for block in sf.blocks(blocksize=65536))
     finally:
         stream.seek(start)
+
+
+PEAK_COUNT = 160
+
+
+def waveform_peaks(source: bytes, count: int = PEAK_COUNT) -> list[int]:
+    """Return `count` loudness peaks (0–100) of the audio in `source`, for a waveform.
+
+    Each peak is the largest absolute sample of its slice (all channels), scaled so
+    the loudest slice is 100; silence is all zeros. Decoded once, when audio is
+    written, so no page ever has to decode audio to draw it.
+    """
+    import numpy as np
+
+    try:
+        samples, _rate = soundfile.read(io.BytesIO(source), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise InvalidAudio("This audio could not be decoded to draw its waveform.") from exc
+    magnitude = np.abs(samples).max(axis=1) if samples.size else np.zeros(0, dtype="float32")
+    if magnitude.size == 0:
+        return [0] * count
+    edges = np.linspace(0, magnitude.size, count + 1).astype(int)
+    peaks = np.array(
+        [magnitude[a:b].max() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    )
+    loudest = float(peaks.max())
+    if loudest <= 0:
+        return [0] * count
+    return [int(round(100 * p / loudest)) for p in peaks]

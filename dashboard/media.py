@@ -16,6 +16,7 @@ def send_stored_object(
     content_type: str,
     max_age: int = 0,
     download_name: str | None = None,
+    inline: bool = False,
 ) -> Response:
     """Stream `key` whole (200) or one byte range of it (206), without buffering it.
 
@@ -28,7 +29,7 @@ def send_stored_object(
         "Cache-Control": f"private, max-age={max_age}" if max_age else "private, no-cache",
     }
     if download_name:
-        headers["Content-Disposition"] = content_disposition(download_name)
+        headers["Content-Disposition"] = content_disposition(download_name, inline=inline)
 
     if request.if_none_match.contains(etag):
         response = Response(status=304, headers=headers)
@@ -71,10 +72,14 @@ def send_stored_object(
     return response
 
 
-def content_disposition(filename: str) -> str:
-    """Return an attachment header that survives non-ASCII names (RFC 6266 / 5987)."""
+def content_disposition(filename: str, inline: bool = False) -> str:
+    """Return an attachment (or inline) header that survives non-ASCII names (RFC 6266/5987).
+
+    Inline still names the file, so "Save audio as…" in the browser suggests it.
+    """
     from urllib.parse import quote
 
     ascii_name = filename.encode("ascii", "ignore").decode() or "audio"
     ascii_name = ascii_name.replace('"', "").replace("\\", "")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"

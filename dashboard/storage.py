@@ -209,13 +209,22 @@ def custom_voice_key(org_id: uuid.UUID | str, voice_id: uuid.UUID | str) -> str:
     return validate_key(f"voices/orgs/{org}/{_segment(voice_id, 'voice id')}")
 
 
-def generation_key(org_id: uuid.UUID | str, generation_id: uuid.UUID | str) -> str:
+def generation_key(
+    org_id: uuid.UUID | str, generation_id: uuid.UUID | str, attempt: str | None = None
+) -> str:
     """Return the key of generated audio: ``generations/orgs/{org_id}/{generation_id}``.
 
     The org comes first in every tenant key so one prefix lists or sweeps one tenant.
+    Jobs add ``.{attempt}`` (a token unique to one run): a worker the reaper gave up on
+    that finishes late can then only ever remove its own object, never the winner's.
     """
     org = _segment(org_id, "org id")
-    return validate_key(f"generations/orgs/{org}/{_segment(generation_id, 'generation id')}")
+    key = f"generations/orgs/{org}/{_segment(generation_id, 'generation id')}"
+    if attempt is not None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", attempt):
+            raise InvalidKey(f"attempt token must be 1-64 letters, digits, - or _: {attempt!r}")
+        key = f"{key}.{attempt}"
+    return validate_key(key)
 
 
 def _validate_prefix(prefix: str) -> str:

@@ -4,8 +4,8 @@ Writes put the object first and the row second, and clean up after themselves wh
 the row fails; a crash between the two, or a failed delete after a row is gone, can
 still leave an object behind. This sweep finds them. It never needs to read a whole
 table: each key names its row (`voices/system/{id}`, `voices/orgs/{org}/{id}[.{rev}]`,
-`generations/orgs/{org}/{id}`), so a batch of keys is checked with one primary-key
-lookup per table. Objects younger than the grace period are left alone, since their
+`generations/orgs/{org}/{id}[.{attempt}]`), so a batch of keys is checked with one
+primary-key lookup per table. Objects younger than the grace period are left alone, since their
 row may simply not be committed yet.
 """
 
@@ -29,7 +29,7 @@ _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _PATTERNS = (
     (Voice, re.compile(rf"^voices/system/(?P<id>{_UUID})$")),
     (Voice, re.compile(rf"^voices/orgs/{_UUID}/(?P<id>{_UUID})(?:\.[A-Za-z0-9_-]+)?$")),
-    (Generation, re.compile(rf"^generations/orgs/{_UUID}/(?P<id>{_UUID})$")),
+    (Generation, re.compile(rf"^generations/orgs/{_UUID}/(?P<id>{_UUID})(?:\.[A-Za-z0-9_-]+)?$")),
 )
 
 

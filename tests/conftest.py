@@ -67,6 +67,10 @@ def make_config(database_url: str, tmp_path: Path, **extra: Any) -> dict[str, An
         # add noise to every form post and make limits leak between tests.
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,
+        # Jobs run inside the request that enqueues them, retries without waiting.
+        "JOBS_IMMEDIATE": True,
+        "JOB_RETRY_DELAY_SECONDS": 0,
+        "TTS_ENGINE": "espeak",
         **extra,
     }
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import io
 import itertools
 from typing import Any
 
+from dashboard.audio import waveform_peaks
 from dashboard.extensions import db
 from dashboard.models import (
     Generation,
+    GenerationStatus,
     MemberRole,
     Membership,
     Organization,
@@ -73,6 +78,41 @@ def make_generation(org: Organization, voice: Voice | None = None, **kw: Any) ->
         **kw,
     )
     db.session.add(generation)
+    db.session.flush()
+    return generation
+
+
+@functools.cache
+def speech_sample(text: str = "Hello from Voxboard.") -> tuple[bytes, int]:
+    """Return (WAV bytes, duration in ms) of `text` spoken by eSpeak (cached per text)."""
+    from dashboard.tts import VoiceRef, get_engine
+
+    result = get_engine("espeak").synthesize(text, VoiceRef(name="Aaron"))
+    return result.wav, result.duration_ms
+
+
+def finish_generation(generation: Generation, storage, wav: bytes | None = None) -> Generation:
+    """Store real audio for `generation` and mark it succeeded, as a finished job would."""
+    from dashboard.storage import generation_key
+
+    if wav is None:
+        wav, duration_ms = speech_sample(generation.text[:200])
+    else:
+        duration_ms = None
+    key = generation_key(generation.org_id, generation.id, "t1")
+    storage.put(key, io.BytesIO(wav), content_type="audio/wav")
+    if duration_ms is None:
+        from dashboard.audio import probe_audio
+
+        duration_ms = probe_audio(wav).duration_ms
+    generation.status = GenerationStatus.SUCCEEDED
+    generation.audio_key = key
+    generation.audio_size = len(wav)
+    generation.audio_sha256 = hashlib.sha256(wav).hexdigest()
+    generation.duration_ms = duration_ms
+    generation.engine = "espeak-ng (test)"
+    generation.peaks = waveform_peaks(wav)
+    generation.attempts = max(generation.attempts or 0, 1)
     db.session.flush()
     return generation
 

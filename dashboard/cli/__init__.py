@@ -7,6 +7,7 @@ from flask import Flask
 
 def register_commands(app: Flask) -> None:
     """Attach every command to `app.cli`."""
+    from dashboard.cli.generations import generations_group, worker_command
     from dashboard.cli.orgs import orgs_group
     from dashboard.cli.rls import rls_group
     from dashboard.cli.seed import seed_command
@@ -18,3 +19,5 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(users_group)
     app.cli.add_command(rls_group)
     app.cli.add_command(storage_group)
+    app.cli.add_command(generations_group)
+    app.cli.add_command(worker_command)

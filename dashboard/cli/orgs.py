@@ -1,4 +1,4 @@
-"""`flask orgs ...`: create and list organisations."""
+"""`flask orgs ...`: create and list organisations, set their monthly quota."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dashboard.cli.helpers import (
     echo_table,
     format_time,
     operator_transaction,
+    require_org,
     require_user,
 )
 from dashboard.orgs import services
@@ -43,3 +44,29 @@ def list_orgs_command() -> None:
         click.echo("No organisations yet; create one with `flask orgs create NAME`.")
         return
     echo_table(("SLUG", "NAME", "MEMBERS", "CREATED (UTC)"), rows)
+
+
+@orgs_group.command("set-quota")
+@click.argument("slug")
+@click.argument("limit", metavar="CHARACTERS|none")
+def set_quota_command(slug: str, limit: str) -> None:
+    """Set an organisation's monthly character limit ("none": unlimited)."""
+    if limit.strip().lower() in {"none", "unlimited", "off"}:
+        value = None
+    else:
+        try:
+            value = int(limit.replace(",", "").replace("_", ""))
+        except ValueError:
+            raise click.BadParameter(
+                f"{limit!r} is not a whole number of characters (or 'none')", param_hint="LIMIT"
+            ) from None
+        if value < 0:
+            raise click.BadParameter("a limit can't be negative", param_hint="LIMIT")
+    with operator_transaction("orgs set-quota"):
+        org = require_org(slug)
+        org.monthly_character_limit = value
+        name = org.name
+    if value is None:
+        click.echo(f"{name} ({slug}) has no monthly character limit now.")
+    else:
+        click.echo(f"{name} ({slug}) may generate {value:,} characters per calendar month (UTC).")

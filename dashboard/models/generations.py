@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text
+import datetime as dt
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dashboard.models.base import Base, TimestampMixin, new_id
+from dashboard.models.base import Base, TimestampMixin, UTCDateTime, new_id
 from dashboard.models.enums import GenerationStatus, db_enum
 
 TEXT_MAX = 5000
@@ -44,7 +46,7 @@ class Generation(TimestampMixin, Base):
             "status <> 'succeeded' OR audio_key IS NOT NULL", name="succeeded_has_audio"
         ),
         CheckConstraint("status <> 'failed' OR error IS NOT NULL", name="failed_has_error"),
-        Index("ix_generations_voice_id", "voice_id"),
+        CheckConstraint("attempts >= 0", name="attempts_positive"),
         Index("ix_generations_created_by", "created_by"),
     )
 
@@ -73,6 +75,13 @@ class Generation(TimestampMixin, Base):
     audio_key: Mapped[str | None] = mapped_column(String(1024))
     audio_size: Mapped[int | None] = mapped_column(BigInteger)
     audio_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Waveform for the player: PEAK_COUNT loudness peaks (0–100), computed once when
+    # the audio is written, so pages never decode audio.
+    peaks: Mapped[list[int] | None] = mapped_column(JSON)
+    # How many times a worker has started on it (the job's retry budget counts these).
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     def __repr__(self) -> str:
         return f"<Generation {self.id} {self.status}>"
@@ -86,3 +95,48 @@ Index(
     Generation.created_at.desc(),
     Generation.id.desc(),
 )
+# History filtered by voice (voice_id leads, so it also serves ON DELETE SET NULL when a
+# voice is deleted; org_id second, since system voices are shared by every org).
+Index(
+    "ix_generations_voice_org_created",
+    Generation.voice_id,
+    Generation.org_id,
+    Generation.created_at.desc(),
+    Generation.id.desc(),
+)
+# History filtered by status.
+Index(
+    "ix_generations_org_status_created",
+    Generation.org_id,
+    Generation.status,
+    Generation.created_at.desc(),
+    Generation.id.desc(),
+)
+# History filtered by a deleted voice: only its snapshot name is left.
+Index(
+    "ix_generations_org_deleted_voice",
+    Generation.org_id,
+    Generation.voice_name,
+    Generation.created_at.desc(),
+    Generation.id.desc(),
+    sqlite_where=text("voice_id IS NULL"),
+    postgresql_where=text("voice_id IS NULL"),
+)
+# The reaper's scan across organisations: only unfinished rows are in it, so it stays
+# tiny however long the history grows.
+Index(
+    "ix_generations_unfinished",
+    Generation.status,
+    Generation.updated_at,
+    sqlite_where=text("status IN ('queued', 'running')"),
+    postgresql_where=text("status IN ('queued', 'running')"),
+)
+# Text search on PostgreSQL (pg_trgm serves ILIKE '%…%'); SQLite scans the org's rows
+# in history order instead, so it gets no copy of every text in an index.
+Index(
+    "ix_generations_text_trgm",
+    Generation.text,
+    postgresql_using="gin",
+    postgresql_ops={"text": "gin_trgm_ops"},
+    info={"only_on": "postgresql"},
+).ddl_if(dialect="postgresql")

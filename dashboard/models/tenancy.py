@@ -26,11 +26,17 @@ class Organization(TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint("length(slug) BETWEEN 2 AND 63", name="slug_length"),
         CheckConstraint("length(name) BETWEEN 1 AND 100", name="name_length"),
+        CheckConstraint(
+            "monthly_character_limit IS NULL OR monthly_character_limit >= 0",
+            name="monthly_character_limit_positive",
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(100))
+    # Characters the org may generate per calendar month (UTC); NULL: unlimited.
+    monthly_character_limit: Mapped[int | None]
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="org", cascade="all, delete-orphan", passive_deletes=True
