@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test install install-dev migrate seed lint check-schema clean
+.PHONY: run test install install-dev migrate seed lint check-schema clean worker
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -34,8 +34,15 @@ seed: migrate
 run: migrate
 	$(BIN)/flask seed --demo --base-url http://$(HOST):$(PORT)
 	@echo "Open http://$(HOST):$(PORT) and log in as owner@demo.voxboard.test"
-	@echo "Voxboard is starting on http://$(HOST):$(PORT)  (Ctrl+C stops it)"
-	$(BIN)/flask run --host $(HOST) --port $(PORT)
+	@echo "Voxboard is starting on http://$(HOST):$(PORT) with a job worker  (Ctrl+C stops both)"
+	@# The worker speaks queued generations; it stops when the web server does.
+	@$(BIN)/flask worker & worker=$$!; \
+		trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+		$(BIN)/flask run --host $(HOST) --port $(PORT)
+
+## Run only the job worker (speaks queued generations; `make run` starts one itself)
+worker: migrate
+	$(BIN)/flask worker
 
 ## Run the whole suite (PostgreSQL tests need TEST_DATABASE_URL; browser tests need chromium)
 test: install-dev
