@@ -207,19 +207,31 @@ def _add_org_slug(endpoint: str, values: dict[str, Any]) -> None:
 
 @login_required
 def _resolve_org() -> None:
+    """Find the org by slug among the caller's own memberships: one query for both.
+
+    The same rows are the header's organisation switcher (`g._nav_orgs`), so an org
+    page pays one statement for "which org, which role, which other orgs". The query
+    names the user explicitly, which is what the filter would otherwise refuse to
+    guess (no org is in scope yet); on PostgreSQL `memberships_own_read` admits them.
+    """
+    from sqlalchemy import func
+
     from dashboard.extensions import db
 
     slug = g.get("org_slug") or ""
-    org = db.session.scalars(select(Organization).where(Organization.slug == slug)).one_or_none()
-    if org is None:
+    rows = db.session.execute(
+        select(Organization, Membership)
+        .join(Membership, Membership.org_id == Organization.id)
+        .where(Membership.user_id == current_user.id)
+        .order_by(func.lower(Organization.name))
+        .execution_options(skip_tenant_scope=True)
+    ).all()
+    found = next(((org, m) for org, m in rows if org.slug == slug), None)
+    if found is None:
         abort(404)
-    enter_org(org.id, current_user.id)
-    membership = db.session.scalars(
-        select(Membership).where(Membership.user_id == current_user.id)
-    ).one_or_none()
-    if membership is None:
-        abort(404)
-    g.org, g.membership = org, membership
+    enter_org(found[0].id, current_user.id)
+    g.org, g.membership = found
+    g._nav_orgs = [(org, m.role) for org, m in rows]
 
 
 def enter_org(org_id: uuid.UUID, user_id: uuid.UUID | None) -> None:
