@@ -1,0 +1,83 @@
+"""One generation's detail page (waveform player, text, voice, parameters, actions)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from babel.dates import format_timedelta
+from flask import g
+
+from dashboard import htmx, tenancy
+from dashboard.extensions import db
+from dashboard.generations import bp
+from dashboard.generations.forms import PARAMETERS, Parameter
+from dashboard.models import Generation, User, Voice, utcnow
+from dashboard.waveform import waveform_svg
+
+DETAIL = "generations/detail.html"
+JUST_NOW = dt.timedelta(seconds=45)
+
+# The player macro (templates/macros/player.html) draws its waveform with this; the
+# status widget renders that macro too, on any page, so it is an app-wide global.
+bp.add_app_template_global(waveform_svg)
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterValue:
+    """One sampling parameter as the page shows it: the slider's label and the value used."""
+
+    parameter: Parameter
+    value: str
+    is_default: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationDetail:
+    """A generation with what its page shows beside it."""
+
+    generation: Generation
+    voice: Voice | None  # None once the voice is deleted: only the snapshot name is left
+    creator: User | None  # None once the account is deleted
+    parameters: list[ParameterValue]
+    created_ago: str
+
+
+def parameters_of(generation: Generation) -> list[ParameterValue]:
+    """Return the four parameters with the generate form's labels and formatted values."""
+    values = []
+    for parameter in PARAMETERS:
+        value = getattr(generation, parameter.name)
+        shown = f"{int(value):,}" if parameter.integer else f"{value:.2f}"
+        values.append(ParameterValue(parameter, shown, value == parameter.default))
+    return values
+
+
+def time_ago(when: dt.datetime, now: dt.datetime | None = None) -> str:
+    """Say how long ago `when` was, e.g. "3 minutes ago" (a clock running ahead: "just now")."""
+    elapsed = (now or utcnow()) - when
+    if elapsed < JUST_NOW:
+        return "just now"
+    return format_timedelta(-elapsed, locale="en", add_direction=True)
+
+
+def load_detail(generation_id: uuid.UUID) -> GenerationDetail:
+    """Load the generation (404 unless the org in scope owns it), its voice and creator.
+
+    At most three statements: the generation, its voice, its creator; the creator costs
+    nothing when it is the caller (already in the session's identity map).
+    """
+    generation = tenancy.get_scoped_or_404(Generation, generation_id)
+    voice = tenancy.get_scoped(Voice, generation.voice_id) if generation.voice_id else None
+    # Users aren't tenant rows, so the identity-map shortcut is safe here.
+    creator = db.session.get(User, generation.created_by) if generation.created_by else None
+    return GenerationDetail(
+        generation, voice, creator, parameters_of(generation), time_ago(generation.created_at)
+    )
+
+
+@bp.get("/<uuid:generation_id>", endpoint="detail")
+def show(generation_id: uuid.UUID):
+    """Show one generation: its player (or live status), text, voice, parameters, actions."""
+    return htmx.render_page(DETAIL, org=g.org, detail=load_detail(generation_id))
