@@ -81,6 +81,12 @@ def reap_command(older_than: int | None) -> None:
     seconds = older_than if older_than is not None else int(config["JOB_RUNNING_TIMEOUT_SECONDS"])
     with operator_transaction("generations reap"):
         report = reap_stuck(db.session, dt.timedelta(seconds=seconds), config["JOB_MAX_RETRIES"])
-    for generation_id, org_id in report.to_enqueue:
-        enqueue_generation(generation_id, org_id)
+    refused = sum(not enqueue_generation(gid, org_id) for gid, org_id in report.to_enqueue)
     click.echo(f"Reaped jobs unfinished for over {seconds} s: {report.summary()}.")
+    if refused:
+        # The rows are queued again either way; exit non-zero so cron and operators notice.
+        raise click.ClickException(
+            f"could not enqueue {refused} of {len(report.to_enqueue)} jobs on "
+            f"{describe_queue(config['JOBS_URL'])}; they stay queued and the next reap "
+            "tries again"
+        )

@@ -190,7 +190,9 @@ def _attempt_failed(claim: Claim, message: str, *, retryable: bool = True) -> Ou
     if not retryable or claim.attempt > max_retries:
         return _finish_failed(claim, message, tries=claim.attempt)
     delay = float(current_app.config["JOB_RETRY_DELAY_SECONDS"]) * 2 ** (claim.attempt - 1)
-    note = f"Attempt {claim.attempt} failed: {message} Trying again"
+    # Storage errors don't end with a full stop; engine errors do.
+    sentence = message if message.endswith((".", "!", "?")) else f"{message}."
+    note = f"Attempt {claim.attempt} failed: {sentence} Trying again"
     note += f" in {delay:g} s." if delay else "."
     updated = db.session.execute(
         update(Generation)
