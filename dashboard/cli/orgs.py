@@ -14,6 +14,9 @@ from dashboard.cli.helpers import (
 )
 from dashboard.orgs import services
 
+# The column is a 32-bit INTEGER on PostgreSQL; anything larger is "unlimited" anyway.
+MAX_LIMIT = 2**31 - 1
+
 orgs_group = AppGroup("orgs", help="Create and list organisations.")
 
 
@@ -62,6 +65,10 @@ def set_quota_command(slug: str, limit: str) -> None:
             ) from None
         if value < 0:
             raise click.BadParameter("a limit can't be negative", param_hint="LIMIT")
+        if value > MAX_LIMIT:
+            raise click.BadParameter(
+                f"a limit can be at most {MAX_LIMIT:,} characters (or 'none')", param_hint="LIMIT"
+            )
     with operator_transaction("orgs set-quota"):
         org = require_org(slug)
         org.monthly_character_limit = value

@@ -15,7 +15,7 @@ from dashboard import rls
 from dashboard.cli.helpers import echo_table
 from dashboard.consistency import new_objects_removed_on_error
 from dashboard.database import describe_database_error
-from dashboard.demo import DemoReport, seed_demo
+from dashboard.demo import HISTORY_DAYS, DemoReport, HistoryReport, seed_demo
 from dashboard.extensions import db
 from dashboard.orgs.services import AccountError
 from dashboard.storage import StorageError, get_storage
@@ -142,13 +142,13 @@ def echo_outcome(name: str, outcome: str) -> None:
 
 
 def run_demo_seed() -> DemoReport:
-    """Seed the demo organisation in its own transaction."""
+    """Seed the demo organisation (logins, voices, history) in its own transaction."""
 
     storage = get_storage()
 
     def attempt() -> DemoReport:
         with (
-            rls.operator_access("seed: the demo organisation, its members and voices"),
+            rls.operator_access("seed: the demo organisation, its members, voices and history"),
             new_objects_removed_on_error(storage) as new_keys,
         ):
             report = seed_demo(storage=storage, new_keys=new_keys)
@@ -177,6 +177,7 @@ def echo_demo_report(report: DemoReport, url: str) -> None:
         )
     else:
         click.echo(f"Demo: nothing to do; {org} and its logins are there.")
+    echo_history_report(report.history)
     click.echo(f"Log in at {url} as:")
     rows = [
         (
@@ -195,3 +196,16 @@ def echo_demo_report(report: DemoReport, url: str) -> None:
                 f"{login.account.email}'s password was changed after seeding and was left "
                 f"alone; reset it with `flask users set-password {login.account.email}`."
             )
+
+
+def echo_history_report(history: HistoryReport) -> None:
+    """Say what the demo history seed added, or that an earlier run had added it."""
+    if not history.created:
+        click.echo(f"Demo history: already there ({history.existing} generations); nothing added.")
+        return
+    click.echo(
+        f"Demo history: {history.created} generations over the last {HISTORY_DAYS} days "
+        f"({history.succeeded} succeeded, {history.failed} failed); audio: "
+        f"{history.spoken_in_full} spoken in full, {history.excerpts} opening excerpts, "
+        f"{history.audio_bytes / 1_000_000:.1f} MB."
+    )

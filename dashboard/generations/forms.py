@@ -119,6 +119,15 @@ class GenerateForm(FlaskForm):
     top_k = ParameterField(PARAMETER_BY_NAME["top_k"])
     repetition_penalty = ParameterField(PARAMETER_BY_NAME["repetition_penalty"])
 
+    def validate_text(self, field: Field) -> None:
+        # Neither database stores a NUL (PostgreSQL refuses it, SQLite's length() stops
+        # at it), and no engine could speak it.
+        if field.data and "\x00" in field.data:
+            raise ValidationError(
+                "The text contains a NUL character, which can't be spoken; "
+                "remove it (paste the text as plain text) and try again."
+            )
+
     def validate_voice(self, field: Field) -> None:
         if not field.data:
             raise ValidationError("Choose a voice.")

@@ -37,7 +37,13 @@ def user_key() -> str:
 
 
 @generate_bp.route("/", methods=["GET", "POST"], endpoint="index")
-@limiter.limit(generation_limit, key_func=user_key, methods=["POST"])
+@limiter.limit(
+    generation_limit,
+    key_func=user_key,
+    methods=["POST"],
+    error_message="You have started too many generations in a short time. "
+    "Wait a minute, then press Generate again.",
+)
 def generate():
     """Show the generation form (GET, prefilled by `?voice=`, `?text=`, `?from=`); submit it."""
     if request.method == "GET":
@@ -57,12 +63,15 @@ def generate():
         db.session.rollback()
         form.text.errors.append(str(exc))
         return generate_page(form, status=422)
+    generation_id = generation.id
     db.session.commit()
-    jobs.enqueue_generation(generation.id, g.org.id)
+    jobs.enqueue_generation(generation_id, g.org.id)
     if htmx.wants_fragment():
-        generation = tenancy.get_scoped_or_404(Generation, generation.id)
+        # Read the row again (the commit expired it; touching it before the job would
+        # load it while still queued): a quick worker may have finished it already.
+        generation = tenancy.get_scoped_or_404(Generation, generation_id)
         return htmx.trigger(generate_page(form, generation=generation), "generation-queued")
-    return htmx.redirect_to(url_for("generations.detail", generation_id=generation.id))
+    return htmx.redirect_to(url_for("generations.detail", generation_id=generation_id))
 
 
 def prefill(args) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -118,7 +127,11 @@ def retry(generation_id: uuid.UUID):
     generation = tenancy.get_scoped_or_404(Generation, generation_id)
     if generation.status is not GenerationStatus.FAILED:
         abort(409, f"Only a failed generation can be retried; this one is {generation.status}.")
-    services.check_quota(g.org, generation.character_count)
+    try:
+        services.check_quota(g.org, generation.character_count)
+    except services.QuotaExceeded as exc:
+        db.session.rollback()
+        abort(422, str(exc))
     reset_for_retry(generation)
     db.session.commit()
     jobs.enqueue_generation(generation.id, g.org.id)

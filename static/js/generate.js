@@ -73,6 +73,32 @@
     }
   }
 
+  // htmx leaves 4xx answers unswapped. A refused form (422) is the form again with its
+  // errors inline: swap it. Anything else (429 too many, 409, a refused retry) keeps
+  // what is on the page and shows the server's sentence above it.
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const { xhr, target } = event.detail;
+    if (xhr.status < 400) return;
+    if (xhr.status === 422 && target.matches("#generator")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+      return;
+    }
+    const box = target.closest("#generator, .generation-status");
+    if (!box) return;
+    const text = new DOMParser().parseFromString(xhr.responseText, "text/html").body.textContent;
+    let slot = box.querySelector("[data-error-slot]");
+    if (!slot) {
+      slot = document.createElement("div");
+      slot.dataset.errorSlot = "";
+      box.prepend(slot);
+    }
+    slot.className = "error-fragment";
+    slot.setAttribute("role", "alert");
+    slot.textContent = text.trim() || `The request failed (${xhr.status}). Please try again.`;
+    event.detail.shouldSwap = false;
+  });
+
   if (window.htmx) {
     window.htmx.onLoad(enhance);
   } else {
