@@ -746,6 +746,7 @@ def test_status_of_an_unfinished_generation_polls(app, owner, world, status):
     assert f'data-generation-status="{status.value}"' in body
     assert f'hx-get="{status_url(generation.id)}" hx-trigger="every 1s"' in body
     assert 'hx-target="this"' in body
+    assert "HX-Trigger" not in response.headers  # nothing to refresh around it yet
 
 
 @both_databases
@@ -759,6 +760,8 @@ def test_status_of_a_succeeded_generation_stops_polling_and_plays(app, owner, wo
     assert "hx-trigger" not in body
     assert f"/o/acme/generations/{generation.id}/audio" in body
     assert f"/o/acme/generations/{generation.id}/audio?download=1" in body
+    # The detail page around the widget re-reads itself on this event.
+    assert response.headers["HX-Trigger"] == "generation-finished"
 
 
 @both_databases
@@ -775,6 +778,7 @@ def test_status_of_a_failed_generation_shows_the_error_and_try_again(app, owner,
     retry = f"/o/acme/generations/{generation.id}/retry"
     assert re.search(rf'<form method="post" action="{retry}"', body)
     assert "Try again</button>" in body
+    assert response.headers["HX-Trigger"] == "generation-finished"
 
 
 def test_status_without_htmx_is_a_whole_page(app, owner, world):

@@ -238,6 +238,12 @@ def test_unfinished_generation_shows_the_polling_status_widget(app, client, worl
     assert '<p class="spoken-text">Still\nworking.</p>' in page
     assert fact(page, "Voice") == "Aaron"
     assert "/o/acme/voices/?q=Aaron" in hrefs(page)  # system voices are in the library too
+    # When the widget reports the outcome, the page re-reads itself (Download, engine...).
+    assert re.search(
+        rf'class="generation-page"\s+hx-get="/o/acme/generations/{gid}"\s+'
+        r'hx-trigger="generation-finished from:body" hx-select=".generation-page"',
+        page,
+    )
 
 
 def test_htmx_requests_get_the_whole_page_and_vary(client, world):

@@ -26,6 +26,7 @@ from dashboard.storage import get_storage
 GENERATE_PAGE = "generations/generate.html"
 STATUS_PAGE = "generations/status.html"
 DOWNLOAD_NAME_WORDS = 8
+FINISHED = (GenerationStatus.SUCCEEDED, GenerationStatus.FAILED)
 
 
 def generation_limit() -> str:
@@ -118,6 +119,9 @@ def status(generation_id: uuid.UUID):
     generation = tenancy.get_scoped_or_404(Generation, generation_id)
     response = htmx.render_page(STATUS_PAGE, "status", org=g.org, generation=generation)
     response.headers["Cache-Control"] = "no-store"
+    if generation.status in FINISHED:
+        # Pages around the widget (the detail page) refresh what depends on the outcome.
+        htmx.trigger(response, "generation-finished")
     return response
 
 
