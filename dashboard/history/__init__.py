@@ -1,0 +1,7 @@
+"""Generation history: browse, filter, play, download and delete an org's generations."""
+
+from dashboard.tenancy import tenant_blueprint
+
+bp = tenant_blueprint("history", __name__, "/history")
+
+from dashboard.history import routes  # noqa: E402,F401  (routes attach to the blueprint)

@@ -1,0 +1,397 @@
+"""Read an organisation's generation history: filtered, newest first, a page at a time.
+
+Paging is keyset ("seek") paging on `(created_at, id)`, newest first: the next page
+starts strictly after the last row shown, so it costs one range scan of
+`ix_generations_org_created` (or the voice/status/deleted-voice variant the filters
+pick) however deep it goes, and never skips or repeats rows that share a timestamp —
+the id breaks the tie. There is no COUNT(*) and no OFFSET anywhere here: both cost a
+scan of everything before the page, and history is the table that grows without bound.
+The cursor is opaque to clients (URL-safe base64 of JSON) and checked strictly.
+
+Every statement names `Generation.org_id == org_id` itself, although the tenant filter
+adds the same condition, so PostgreSQL sees an equality on the leading index column.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import re
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, select, tuple_
+from sqlalchemy.orm import defer
+from sqlalchemy.sql.elements import ColumnElement
+
+from dashboard.extensions import db
+from dashboard.models import Generation, GenerationStatus, Voice, VoiceVariant
+
+PAGE_SIZE = 50
+# Rows per statement when a bulk action walks a selection (delete, zip download).
+BATCH_SIZE = 500
+QUERY_MAX = 200
+# The "Deleted voices" options list at most this many snapshot names.
+DELETED_VOICES_CAP = 200
+DELETED_PREFIX = "deleted:"
+CURSOR_MAX = 200
+STATUS_VALUES = frozenset(s.value for s in GenerationStatus)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class InvalidCursor(ValueError):
+    """An "older" cursor that this code didn't make."""
+
+
+# ------------------------------------------------------------------------ filters
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFilters:
+    """What the history is narrowed to, as the filter form sends it.
+
+    Values the form would never send (an unknown status, a voice that isn't an id) are
+    dropped. Dates are different: a person types them, so a date that isn't one, or a
+    range that ends before it starts, is kept as `problem` for the page to explain.
+    """
+
+    q: str = ""
+    voice_id: uuid.UUID | None = None
+    deleted_voice: str | None = None
+    status: GenerationStatus | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    # What the person typed in the date fields, shown back to them.
+    raw_from: str = ""
+    raw_to: str = ""
+    problem: str | None = None
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> HistoryFilters:
+        """Read the query string (or the bulk form's hidden fields)."""
+        voice = args.get("voice", "")
+        voice_id, deleted_voice = None, None
+        if voice.startswith(DELETED_PREFIX):
+            name = voice.removeprefix(DELETED_PREFIX)
+            deleted_voice = name if 1 <= len(name) <= 100 else None
+        elif voice:
+            voice_id = _uuid_or_none(voice)
+        status = args.get("status", "")
+        raw_from, raw_to = args.get("from", "").strip()[:20], args.get("to", "").strip()[:20]
+        problems: list[str] = []
+        date_from = _date_or_problem(raw_from, "start", problems)
+        date_to = _date_or_problem(raw_to, "end", problems)
+        if date_from and date_to and date_from > date_to:
+            problems.append(
+                f"The start date ({_day(date_from)}) is after the end date "
+                f"({_day(date_to)}). Swap them, or clear one."
+            )
+        return cls(
+            q=args.get("q", "").strip()[:QUERY_MAX],
+            voice_id=voice_id,
+            deleted_voice=deleted_voice,
+            status=GenerationStatus(status) if status in STATUS_VALUES else None,
+            date_from=date_from,
+            date_to=date_to,
+            raw_from=raw_from,
+            raw_to=raw_to,
+            problem=" ".join(problems) or None,
+        )
+
+    @property
+    def active(self) -> bool:
+        """Tell whether anything narrows the history."""
+        return bool(
+            self.q
+            or self.voice_id
+            or self.deleted_voice
+            or self.status
+            or self.raw_from
+            or self.raw_to
+        )
+
+    @property
+    def voice(self) -> str:
+        """Return the voice select's value for these filters."""
+        if self.deleted_voice:
+            return DELETED_PREFIX + self.deleted_voice
+        return str(self.voice_id) if self.voice_id else ""
+
+    def args(self, dates: bool = True) -> dict[str, str]:
+        """Return the query-string arguments that reproduce these filters (no blanks)."""
+        values = {
+            "q": self.q,
+            "voice": self.voice,
+            "status": self.status.value if self.status else "",
+            "from": self.raw_from if dates else "",
+            "to": self.raw_to if dates else "",
+        }
+        return {k: v for k, v in values.items() if v}
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """Return the WHERE conditions these filters add (valid filters only)."""
+        found: list[ColumnElement[bool]] = []
+        if self.voice_id:
+            found.append(Generation.voice_id == self.voice_id)
+        if self.deleted_voice:
+            # The partial index ix_generations_org_deleted_voice serves exactly this.
+            found += [Generation.voice_id.is_(None), Generation.voice_name == self.deleted_voice]
+        if self.status:
+            found.append(Generation.status == self.status)
+        if self.date_from:
+            found.append(Generation.created_at >= _midnight(self.date_from))
+        if self.date_to and self.date_to < dt.date.max:
+            found.append(Generation.created_at < _midnight(self.date_to + dt.timedelta(days=1)))
+        if self.q:
+            # ILIKE on PostgreSQL (the pg_trgm GIN index serves it); % and _ are literal.
+            found.append(Generation.text.icontains(self.q, autoescape=True))
+        return found
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _date_or_problem(raw: str, which: str, problems: list[str]) -> dt.date | None:
+    if not raw:
+        return None
+    try:
+        if not _DATE.fullmatch(raw):
+            raise ValueError(raw)
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        problems.append(
+            f"The {which} date “{raw}” isn't a date. Pick one, or type it as YYYY-MM-DD."
+        )
+        return None
+
+
+def _day(day: dt.date) -> str:
+    return f"{day.day} {day:%b %Y}"
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    """Return the start of `day` in UTC: date filters are whole UTC days."""
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
+# ------------------------------------------------------------------------- cursors
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where the next page starts: strictly after this `(created_at, id)`."""
+
+    created_at: dt.datetime
+    id: uuid.UUID
+
+
+def encode_cursor(generation: Generation) -> str:
+    """Return the opaque cursor for "the generations older than `generation`"."""
+    key = [generation.created_at.astimezone(dt.UTC).isoformat(), generation.id.hex]
+    raw = json.dumps({"k": key}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str | None) -> Cursor | None:
+    """Return the cursor in `token` (None when there is none) or raise InvalidCursor."""
+    if not token:
+        return None
+    try:
+        if len(token) > CURSOR_MAX:
+            raise ValueError("cursor too long")
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        if not isinstance(data, dict) or set(data) != {"k"}:
+            raise ValueError("unexpected cursor fields")
+        when_text, id_hex = data["k"]
+        if not isinstance(when_text, str) or not isinstance(id_hex, str) or len(id_hex) != 32:
+            raise TypeError("cursor values must be a timestamp and a 32-digit hex id")
+        when = dt.datetime.fromisoformat(when_text)
+        if when.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return Cursor(when.astimezone(dt.UTC), uuid.UUID(hex=id_hex))
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+        raise InvalidCursor("This “Older” link is damaged.") from exc
+
+
+# ------------------------------------------------------------------------- listing
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One page of generations and the cursor of the page after it."""
+
+    rows: Sequence[Generation]
+    after: Cursor | None = None
+    next_cursor: str | None = None
+
+
+def matching(org_id: uuid.UUID, filters: HistoryFilters) -> Select[tuple[Generation]]:
+    """Select the org's generations matching `filters`, newest first."""
+    return (
+        select(Generation)
+        .where(Generation.org_id == org_id, *filters.conditions())
+        .order_by(Generation.created_at.desc(), Generation.id.desc())
+    )
+
+
+def older_than(stmt: Select[Any], after: Cursor | None) -> Select[Any]:
+    """Continue `stmt` (ordered newest first) strictly after `after`."""
+    if after is None:
+        return stmt
+    # A row comparison: PostgreSQL uses it as an index condition on (…, created_at, id).
+    return stmt.where(
+        tuple_(Generation.created_at, Generation.id) < tuple_(after.created_at, after.id)
+    )
+
+
+def history_page(
+    org_id: uuid.UUID, filters: HistoryFilters, after: Cursor | None = None
+) -> HistoryPage:
+    """Return one page of the org's history matching `filters` (one query)."""
+    stmt = (
+        older_than(matching(org_id, filters), after)
+        # The waveform is for the detail page; the list never reads it.
+        .options(defer(Generation.peaks, raiseload=True))
+        .limit(PAGE_SIZE + 1)
+    )
+    rows = db.session.scalars(stmt).all()
+    if len(rows) <= PAGE_SIZE:
+        return HistoryPage(rows, after=after)
+    return HistoryPage(
+        rows[:PAGE_SIZE], after=after, next_cursor=encode_cursor(rows[PAGE_SIZE - 1])
+    )
+
+
+# ------------------------------------------------------------------ voice options
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceOptions:
+    """The voice filter's choices: voices that exist, and names of deleted ones."""
+
+    custom: Sequence[tuple[uuid.UUID, str]] = ()
+    system: Sequence[tuple[uuid.UUID, str]] = ()
+    deleted: Sequence[str] = ()
+    deleted_capped: bool = False
+    ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
+
+
+def voice_options(org_id: uuid.UUID) -> VoiceOptions:
+    """Return the voice filter's options (two queries)."""
+    voices = db.session.execute(
+        select(Voice.id, Voice.name, Voice.variant)
+        .where((Voice.org_id == org_id) | Voice.org_id.is_(None))
+        .order_by(Voice.name, Voice.id)
+    ).all()
+    # DISTINCT over the partial index (org_id, voice_name, …) WHERE voice_id IS NULL.
+    deleted = db.session.scalars(
+        select(Generation.voice_name)
+        .where(Generation.org_id == org_id, Generation.voice_id.is_(None))
+        .distinct()
+        .order_by(Generation.voice_name)
+        .limit(DELETED_VOICES_CAP + 1)
+    ).all()
+    return VoiceOptions(
+        custom=[(v.id, v.name) for v in voices if v.variant is VoiceVariant.CUSTOM],
+        system=[(v.id, v.name) for v in voices if v.variant is VoiceVariant.SYSTEM],
+        deleted=deleted[:DELETED_VOICES_CAP],
+        deleted_capped=len(deleted) > DELETED_VOICES_CAP,
+        ids=frozenset(v.id for v in voices),
+    )
+
+
+# --------------------------------------------------------------------- selections
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What a bulk action applies to: ticked ids, or everything matching `filters`.
+
+    `upto` bounds "everything matching" to generations created by the time the page
+    was shown, so a generation made since then in another tab is never swept along.
+    """
+
+    ids: tuple[uuid.UUID, ...] = ()
+    filters: HistoryFilters | None = None
+    upto: dt.datetime | None = None
+
+    @property
+    def all_matching(self) -> bool:
+        """Tell whether the selection is "everything matching the filters"."""
+        return self.filters is not None
+
+    @property
+    def empty(self) -> bool:
+        """Tell whether nothing at all was selected."""
+        return not self.all_matching and not self.ids
+
+
+def selection_batches(
+    org_id: uuid.UUID,
+    selection: Selection,
+    columns: Sequence[Any],
+    *conditions: ColumnElement[bool],
+    batch_size: int | None = None,
+) -> Iterator[Sequence[Any]]:
+    """Yield the selected generations' `columns`, `batch_size` rows per query.
+
+    Every row also has `created_at` and `id` (don't list them in `columns`).
+
+    Ticked ids go `batch_size` at a time; "everything matching" walks the history by
+    keyset, newest first, so neither ever loads the whole selection. The rows of a
+    batch may be deleted before the next one is read: the keyset doesn't mind.
+    """
+    batch_size = batch_size or BATCH_SIZE
+    base = select(*columns, Generation.created_at, Generation.id).where(
+        Generation.org_id == org_id, *conditions
+    )
+    base = base.order_by(Generation.created_at.desc(), Generation.id.desc())
+    if not selection.all_matching:
+        for start in range(0, len(selection.ids), batch_size):
+            chunk = selection.ids[start : start + batch_size]
+            rows = db.session.execute(base.where(Generation.id.in_(chunk))).all()
+            if rows:
+                yield rows
+        return
+    assert selection.filters is not None
+    base = base.where(*selection.filters.conditions())
+    if selection.upto is not None:
+        base = base.where(Generation.created_at <= selection.upto)
+    after: Cursor | None = None
+    while True:
+        rows = db.session.execute(older_than(base, after).limit(batch_size)).all()
+        if not rows:
+            return
+        yield rows
+        if len(rows) < batch_size:
+            return
+        after = Cursor(rows[-1].created_at, rows[-1].id)
+
+
+def preview(org_id: uuid.UUID, selection: Selection, limit: int = 5) -> Sequence[Generation]:
+    """Return the newest few generations of `selection`, for a confirmation page."""
+    if selection.all_matching:
+        assert selection.filters is not None
+        stmt = matching(org_id, selection.filters)
+        if selection.upto is not None:
+            stmt = stmt.where(Generation.created_at <= selection.upto)
+    else:
+        stmt = matching(org_id, HistoryFilters()).where(Generation.id.in_(selection.ids[:limit]))
+    stmt = stmt.options(defer(Generation.peaks, raiseload=True)).limit(limit)
+    return db.session.scalars(stmt).all()
+
+
+def voice_name(voice_id: uuid.UUID | None) -> str | None:
+    """Return the name of a voice the org can see, or None."""
+    if voice_id is None:
+        return None
+    return db.session.scalar(select(Voice.name).where(Voice.id == voice_id))
