@@ -112,6 +112,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount each area's blueprint."""
+    from dashboard.analytics import bp as analytics_bp
     from dashboard.auth import bp as auth_bp
     from dashboard.generations import bp as generations_bp
     from dashboard.generations import generate_bp
@@ -135,6 +136,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(generate_bp)
     app.register_blueprint(generations_bp)
     app.register_blueprint(history_bp)
+    app.register_blueprint(analytics_bp)
 
 
 def register_cli(app: Flask) -> None:

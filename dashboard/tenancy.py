@@ -27,6 +27,7 @@ from sqlalchemy import event, false, or_, select
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from dashboard.models import (
+    AnalyticsSnapshot,
     Generation,
     Invitation,
     MemberRole,
@@ -37,7 +38,7 @@ from dashboard.models import (
 
 # Rows that belong to exactly one organisation. Voices are special (system voices are
 # shared), so they get their own criteria below.
-TENANT_MODELS: tuple[type, ...] = (Generation, Membership, Invitation)
+TENANT_MODELS: tuple[type, ...] = (Generation, Membership, Invitation, AnalyticsSnapshot)
 SCOPED_MODELS: tuple[type, ...] = (*TENANT_MODELS, Voice)
 
 _current_org: ContextVar[uuid.UUID | None] = ContextVar("voxboard_current_org", default=None)

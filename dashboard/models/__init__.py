@@ -1,5 +1,6 @@
 """Every model, importable from one place (Alembic sees them all through this)."""
 
+from dashboard.models.analytics import AnalyticsSnapshot
 from dashboard.models.base import Base, new_id, utcnow
 from dashboard.models.enums import GenerationStatus, MemberRole, VoiceCategory, VoiceVariant
 from dashboard.models.generations import Generation
@@ -7,6 +8,7 @@ from dashboard.models.tenancy import Invitation, Membership, Organization, User,
 from dashboard.models.voices import Voice
 
 __all__ = [
+    "AnalyticsSnapshot",
     "Base",
     "Generation",
     "GenerationStatus",
