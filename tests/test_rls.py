@@ -484,7 +484,8 @@ def test_verify_web_role_refuses_the_owner(pg_schema: str, tmp_path: Path):
         rls.verify_web_role(required_app(pg_schema, tmp_path))
     message = str(refused.value)
     assert f'role "{owner}"' in message
-    assert "owns (or can become the owner of) generations, invitations" in message
+    owned = "owns (or can become the owner of) analytics_snapshots, generations, invitations"
+    assert owned in message
     assert "has BYPASSRLS" in message  # the test owner bypasses, like an operator role
     assert "flask rls grant ROLE" in message and "RLS_REQUIRED=0" in message
 
@@ -646,6 +647,7 @@ EXPECTED_POLICIES = {
     ("memberships", "memberships_org_rows"),
     ("memberships", "memberships_own_read"),
     ("invitations", "invitations_org_rows"),
+    ("analytics_snapshots", "analytics_snapshots_org_rows"),
 }
 
 
