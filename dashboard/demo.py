@@ -1,8 +1,7 @@
 """The demo organisation that `flask seed --demo` creates, with documented logins.
 
 Development only: the passwords are published in the README and printed by the seed,
-so the command refuses to run in production. Later issues add the demo's snapshots to
-`seed_demo`.
+so the command refuses to run in production.
 
 The demo history (`_ensure_history`) is 300 generations over the last 90 days, planned
 by a seeded random generator so every run plans the same rows. Every succeeded row has
@@ -10,6 +9,11 @@ a real, playable object of its own: the 12 newest are spoken in full, exactly as
 would speak them; older ones hold only their opening words (the engine column says
 "demo excerpt"), because speaking every text in full would store about 190 MB of WAV
 (instead of under 40 MB) for rows nobody plays, and double the seed's time.
+
+The demo analytics (`_ensure_snapshots`) are the daily snapshots of the 90 days before
+today, computed from that history exactly as `flask analytics snapshot` computes them.
+So that those days count the studio's members and voices, a run that creates the
+organisation, a membership or a voice dates it from the start of the history.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import func, select
 
+from dashboard.analytics.snapshots import UpsertReport, figures_for_day, upsert_snapshots
 from dashboard.audio import waveform_peaks
 from dashboard.consistency import new_objects_removed_on_error
 from dashboard.extensions import db
@@ -33,6 +38,7 @@ from dashboard.models import (
     Generation,
     GenerationStatus,
     MemberRole,
+    Membership,
     Organization,
     Voice,
     VoiceCategory,
@@ -140,6 +146,8 @@ class DemoReport:
     logins: tuple[DemoLogin, ...]
     voices_created: tuple[str, ...] = ()  # custom voices (with audio) added by this run
     history: HistoryReport = HistoryReport()
+    # The daily analytics snapshots; not part of `changed`: each new day adds one.
+    snapshots: UpsertReport = UpsertReport()
 
     @property
     def changed(self) -> bool:
@@ -156,7 +164,7 @@ def seed_demo(
     engine: Engine | None = None,
     new_keys: list[str] | None = None,
 ) -> DemoReport:
-    """Create whatever is missing of the demo organisation, its logins, voices and history.
+    """Create whatever is missing of the demo org: logins, voices, history, snapshots.
 
     Flush only. Never overwrites what a person changed since (a password, a role, a
     voice they edited): the report says so instead. Runs inside `tenancy.all_tenants`,
@@ -176,7 +184,14 @@ def seed_demo(
     engine = engine or get_engine("espeak")
     voices = _ensure_voices(org, DEMO_VOICES, storage, engine, new_keys)
     history = _ensure_history(org, storage, engine, new_keys)
-    return DemoReport(org.name, org.slug, org_created, logins, voices, history)
+    _date_from_history_start(
+        org,
+        org_created,
+        [login.account.email for login in logins if login.joined],
+        voices,
+    )
+    snapshots = _ensure_snapshots(org)
+    return DemoReport(org.name, org.slug, org_created, logins, voices, history, snapshots)
 
 
 def _ensure_voices(
@@ -700,3 +715,53 @@ def _history_row(
     row.audio_key, row.audio_size, row.audio_sha256 = audio.key, audio.size, audio.sha256
     row.duration_ms, row.engine, row.peaks = audio.duration_ms, audio.engine, audio.peaks
     return row
+
+
+# ------------------------------------------------------------------------- analytics
+
+SNAPSHOT_DAYS = HISTORY_DAYS  # the days before today; today is computed live
+
+
+def history_start(now: dt.datetime) -> dt.datetime:
+    """Return midnight (UTC) of the first day the demo snapshots cover."""
+    today = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - dt.timedelta(days=SNAPSHOT_DAYS)
+
+
+def _date_from_history_start(
+    org: Organization, org_created: bool, joined_emails: Sequence[str], voice_names: Sequence[str]
+) -> None:
+    """Date the rows this run created from the start of the history; flush.
+
+    As if the studio had been there all along: otherwise every past snapshot would
+    count no members and no custom voices next to generations made by them, with them.
+    """
+    start = history_start(utcnow())
+    if org_created:
+        org.created_at = start
+    user_ids = [user.id for email in joined_emails if (user := find_user(email)) is not None]
+    rows: list[Membership | Voice] = []
+    if user_ids:
+        rows += db.session.scalars(
+            select(Membership).where(Membership.org_id == org.id, Membership.user_id.in_(user_ids))
+        )
+    if voice_names:
+        rows += db.session.scalars(
+            select(Voice).where(Voice.org_id == org.id, Voice.name.in_(voice_names))
+        )
+    for row in rows:
+        row.created_at = start
+    db.session.flush()
+
+
+def _ensure_snapshots(org: Organization) -> UpsertReport:
+    """Store the demo org's snapshots of the SNAPSHOT_DAYS days before today; flush only.
+
+    Idempotent (a re-run finds every row unchanged); a few statements per day.
+    """
+    today = utcnow().date()
+    report = UpsertReport()
+    for back in range(SNAPSHOT_DAYS, 0, -1):
+        day = today - dt.timedelta(days=back)
+        report += upsert_snapshots(day, figures_for_day(day, [org.id]))
+    return report

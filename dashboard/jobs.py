@@ -76,7 +76,8 @@ def get_huey(app: Flask | None = None) -> Huey:
 
 
 def register_tasks(huey: Huey, app: Flask) -> None:
-    """Register the speech task and the periodic reaper on `huey`, bound to `app`."""
+    """Register the speech task and the periodic tasks (reaper, snapshot) on `huey`, for `app`."""
+    from dashboard.analytics import snapshots as analytics_snapshots
     from dashboard.generations import jobs as generation_jobs
 
     @huey.task(name="speak")
@@ -94,6 +95,12 @@ def register_tasks(huey: Huey, app: Flask) -> None:
             report = generation_jobs.reap_from_worker()
         if report.changed:
             log.warning("reaper: %s", report.summary())
+
+    # Yesterday's analytics for every org, shortly after midnight UTC (huey runs in UTC).
+    @huey.periodic_task(crontab(hour="0", minute="15"), name="snapshot")
+    def snapshot() -> None:
+        with app.app_context():
+            analytics_snapshots.snapshot_from_worker()
 
     huey.voxboard_speak = speak  # type: ignore[attr-defined]
 

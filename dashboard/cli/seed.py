@@ -178,6 +178,9 @@ def echo_demo_report(report: DemoReport, url: str) -> None:
     else:
         click.echo(f"Demo: nothing to do; {org} and its logins are there.")
     echo_history_report(report.history)
+    click.echo(
+        f"Demo analytics: {report.snapshots.total} daily snapshots ({report.snapshots.summary()})."
+    )
     click.echo(f"Log in at {url} as:")
     rows = [
         (

@@ -1,0 +1,483 @@
+"""Daily analytics snapshots: compute a UTC day's figures per organisation, store them.
+
+`figures_for_day` reads a day's generations, voices and members for many organisations
+with a constant number of grouped statements (four), whatever the number of orgs. It
+runs in whatever tenant scope the caller sets: `tenancy.all_tenants` (the snapshot
+command and the periodic task, on the operator role) or `tenancy.org_scope` (the
+analytics page, for today, as the RLS-bound web role).
+
+What the figures mean:
+
+- A generation belongs to the UTC day it was *created* on (`created_at` in
+  [day 00:00, next day 00:00)), with the status it has when the figures are computed.
+  Queued and running generations are not counted; re-running the snapshot once they
+  have finished picks them up (the upsert is idempotent).
+- Characters, audio and `voices_used` count succeeded generations only; failed ones are
+  counted in `generations_failed`, and per voice, category and member under `"failed"`.
+- `by_voice` is keyed by voice id, or `deleted:<snapshot name>` once the voice is gone
+  (its generations still count, by the name they recorded); the voice's current name
+  and variant (`"SYSTEM"`, `"CUSTOM"`, or None once deleted). `by_category` is keyed by
+  the voice's category, or `"DELETED"`. `by_member` is keyed by user id, or `"former"`
+  for generations whose creator's account is gone; names come from `users`.
+- `custom_voices` and `members` are the rows created before the end of the day that
+  still exist when the figures are computed. Deleted voices and memberships leave no
+  trace, so a backfill can't count what was there then and is gone now.
+
+`upsert_snapshots` writes one `AnalyticsSnapshot` per org and day with
+INSERT … ON CONFLICT (org_id, day) DO UPDATE, only for rows that are new or differ.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import ARRAY, Select, Uuid, any_, cast, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from dashboard import tenancy
+from dashboard.extensions import db
+from dashboard.models import (
+    AnalyticsSnapshot,
+    Generation,
+    GenerationStatus,
+    Membership,
+    Organization,
+    User,
+    Voice,
+    VoiceVariant,
+    new_id,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+DELETED_PREFIX = "deleted:"
+DELETED_CATEGORY = "DELETED"
+FORMER_MEMBER = "former"
+FORMER_MEMBER_NAME = "Former member"
+UPSERT_BATCH = 200  # rows per INSERT (16 values each: far below SQLite's variable limit)
+
+FIGURE_FIELDS = (
+    "generations_succeeded",
+    "generations_failed",
+    "characters",
+    "audio_ms",
+    "voices_used",
+    "custom_voices",
+    "members",
+    "by_voice",
+    "by_category",
+    "by_member",
+)
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    """One organisation's figures for one UTC day: exactly an `AnalyticsSnapshot`'s values.
+
+    Breakdown values (JSON-ready, keys sorted):
+
+    - `by_voice[voice id | "deleted:<name>"]` = {"name", "variant", "generations",
+      "failed", "characters", "audio_ms"}; variant is "SYSTEM", "CUSTOM" or None (deleted)
+    - `by_category[category | "DELETED"]` = {"generations", "failed", "characters",
+      "audio_ms"}
+    - `by_member[user id | "former"]` = {"name", "generations", "failed", "characters",
+      "audio_ms"}
+
+    `generations` counts succeeded generations; `failed` the failed ones.
+    """
+
+    generations_succeeded: int = 0
+    generations_failed: int = 0
+    characters: int = 0
+    audio_ms: int = 0
+    voices_used: int = 0
+    custom_voices: int = 0
+    members: int = 0
+    by_voice: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_category: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_member: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_snapshot(cls, snapshot: AnalyticsSnapshot) -> DayFigures:
+        """Return a stored snapshot's figures (so past days and today read alike)."""
+        return cls(**{name: getattr(snapshot, name) for name in FIGURE_FIELDS})
+
+    def values(self) -> dict[str, Any]:
+        """Return the figures as column values (copies: the snapshot row owns its dicts)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertReport:
+    """What writing snapshots did; reports add up across days."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def changed(self) -> int:
+        return self.created + self.updated
+
+    @property
+    def total(self) -> int:
+        return self.created + self.updated + self.unchanged
+
+    def __add__(self, other: UpsertReport) -> UpsertReport:
+        return UpsertReport(
+            self.created + other.created,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+        )
+
+    def summary(self) -> str:
+        return f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
+
+
+def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """Return the UTC instants [start, end) of `day`."""
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+    return start, start + dt.timedelta(days=1)
+
+
+def yesterday(now: dt.datetime | None = None) -> dt.date:
+    """Return the last complete UTC day."""
+    return (now or utcnow()).astimezone(dt.UTC).date() - dt.timedelta(days=1)
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def figures_for_day(
+    day: dt.date,
+    org_ids: Collection[uuid.UUID] | None = None,
+    *,
+    session: Session | None = None,
+) -> dict[uuid.UUID, DayFigures]:
+    """Compute `day`'s figures for each organisation, in four statements whatever their number.
+
+    `org_ids`: a row for each of these that exists (even with no activity, even before
+    it was created). None: every organisation that existed by the end of the day or
+    had a generation that day; inside `tenancy.org_scope` None means the org in scope,
+    and naming another org is refused (its rows are invisible there, so its figures
+    would be silently zero).
+    """
+    session = session or db.session
+    org_ids = _ids_in_scope(org_ids)
+    start, end = day_bounds(day)
+
+    def of_orgs(stmt: Select, column: Any) -> Select:
+        return stmt if org_ids is None else stmt.where(column.in_(org_ids))
+
+    org_query = of_orgs(select(Organization.id), Organization.id)
+    if org_ids is None:
+        org_query = org_query.where(Organization.created_at < end)
+    orgs = set(session.scalars(org_query))
+
+    generations = of_orgs(select(), Generation.org_id)
+    if org_ids is None:
+        generations = generations.where(_any_org(session))
+    groups = _generation_groups(session, generations, start, end)
+    member_counts = _counts(session, of_orgs(_count_by_org(Membership, end), Membership.org_id))
+    voice_counts = _counts(
+        session,
+        of_orgs(_count_by_org(Voice, end), Voice.org_id).where(
+            Voice.variant == VoiceVariant.CUSTOM
+        ),
+    )
+
+    builders: dict[uuid.UUID, _Builder] = {}
+    for row in groups:
+        builders.setdefault(row.org_id, _Builder()).add(row)
+    # Any org with a generation that day counts, even one whose row is dated later.
+    orgs |= builders.keys()
+    return {
+        org_id: (builders.get(org_id) or _Builder()).figures(
+            custom_voices=voice_counts.get(org_id, 0), members=member_counts.get(org_id, 0)
+        )
+        for org_id in sorted(orgs)
+    }
+
+
+def _ids_in_scope(org_ids: Collection[uuid.UUID] | None) -> frozenset[uuid.UUID] | None:
+    if tenancy.all_tenants_reason() is not None:
+        return None if org_ids is None else frozenset(org_ids)
+    scoped = tenancy.current_org_id()
+    if scoped is None:
+        raise tenancy.TenantScopeError(
+            "figures_for_day() needs tenancy.org_scope(org_id) or tenancy.all_tenants(reason)"
+        )
+    if org_ids is None:
+        return frozenset({scoped})
+    others = set(org_ids) - {scoped}
+    if others:
+        raise tenancy.TenantScopeError(
+            f"figures_for_day() in the scope of org {scoped} was asked for other orgs: "
+            f"{', '.join(sorted(map(str, others)))}"
+        )
+    return frozenset(org_ids)
+
+
+def _any_org(session: Session) -> Any:
+    """Return "org_id is some organisation's id", written so the (org_id, created_at) index serves.
+
+    A range on `created_at` alone can't use `ix_generations_org_created` (org_id leads,
+    and PostgreSQL before 18 has no skip scan): it would read the whole history. Naming
+    every org turns it into one index range per org: `= ANY(array)` on PostgreSQL (an
+    `IN (subquery)` there becomes a hash join over a full scan), `IN (subquery)` on
+    SQLite.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        every_org = select(func.array_agg(Organization.id)).scalar_subquery()
+        return Generation.org_id == any_(cast(every_org, ARRAY(Uuid)))
+    return Generation.org_id.in_(select(Organization.id))
+
+
+def _generation_groups(
+    session: Session, where: Select, start: dt.datetime, end: dt.datetime
+) -> list[Any]:
+    """One grouped read of the day's finished generations, with voice and creator names.
+
+    `where` carries the org conditions (a `select()` with only a WHERE clause). Grouped
+    first, then joined: voices and users are looked up once per group, not once per
+    generation.
+    """
+    grouped = where.add_columns(
+        Generation.org_id,
+        Generation.voice_id,
+        Generation.voice_name,
+        Generation.created_by,
+        Generation.status,
+        func.count().label("generations"),
+        func.coalesce(func.sum(Generation.character_count), 0).label("characters"),
+        func.coalesce(func.sum(Generation.duration_ms), 0).label("audio_ms"),
+    )
+    grouped = (
+        grouped.where(
+            Generation.created_at >= start,
+            Generation.created_at < end,
+            Generation.status.in_([GenerationStatus.SUCCEEDED, GenerationStatus.FAILED]),
+        )
+        .group_by(
+            Generation.org_id,
+            Generation.voice_id,
+            Generation.voice_name,
+            Generation.created_by,
+            Generation.status,
+        )
+        .subquery("day_generations")
+    )
+    return session.execute(
+        select(
+            grouped,
+            Voice.name.label("current_voice_name"),
+            Voice.category,
+            Voice.variant,
+            User.display_name,
+        )
+        .outerjoin(Voice, Voice.id == grouped.c.voice_id)
+        .outerjoin(User, User.id == grouped.c.created_by)
+    ).all()
+
+
+def _count_by_org(model: type, end: dt.datetime) -> Select:
+    return (
+        select(model.org_id, func.count())  # type: ignore[attr-defined]
+        .where(model.created_at < end)  # type: ignore[attr-defined]
+        .group_by(model.org_id)  # type: ignore[attr-defined]
+    )
+
+
+def _counts(session: Session, stmt: Select) -> dict[uuid.UUID, int]:
+    return {org_id: count for org_id, count in session.execute(stmt)}
+
+
+def _tally() -> dict[str, int]:
+    return {"generations": 0, "failed": 0, "characters": 0, "audio_ms": 0}
+
+
+@dataclass(slots=True)
+class _Builder:
+    """Adds up one organisation's groups of generations."""
+
+    succeeded: int = 0
+    failed: int = 0
+    characters: int = 0
+    audio_ms: int = 0
+    by_voice: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_category: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_member: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, row: Any) -> None:
+        if row.voice_id is None or row.variant is None:
+            # Deleted: only the name the generations recorded is left.
+            voice_key = f"{DELETED_PREFIX}{row.voice_name}"
+            voice = {"name": row.voice_name, "variant": None}
+            category = DELETED_CATEGORY
+        else:
+            voice_key = str(row.voice_id)
+            voice = {"name": row.current_voice_name, "variant": str(row.variant)}
+            category = str(row.category)
+        if row.created_by is None:
+            member_key, member = FORMER_MEMBER, {"name": FORMER_MEMBER_NAME}
+        else:
+            member_key = str(row.created_by)
+            member = {"name": row.display_name or FORMER_MEMBER_NAME}
+        tallies = (
+            self.by_voice.setdefault(voice_key, {**voice, **_tally()}),
+            self.by_category.setdefault(category, _tally()),
+            self.by_member.setdefault(member_key, {**member, **_tally()}),
+        )
+        if row.status is GenerationStatus.SUCCEEDED:
+            self.succeeded += row.generations
+            self.characters += row.characters
+            self.audio_ms += row.audio_ms
+            for tally in tallies:
+                tally["generations"] += row.generations
+                tally["characters"] += row.characters
+                tally["audio_ms"] += row.audio_ms
+        else:
+            self.failed += row.generations
+            for tally in tallies:
+                tally["failed"] += row.generations
+
+    def figures(self, *, custom_voices: int, members: int) -> DayFigures:
+        return DayFigures(
+            generations_succeeded=self.succeeded,
+            generations_failed=self.failed,
+            characters=self.characters,
+            audio_ms=self.audio_ms,
+            voices_used=sum(1 for v in self.by_voice.values() if v["generations"]),
+            custom_voices=custom_voices,
+            members=members,
+            by_voice=_sorted(self.by_voice),
+            by_category=_sorted(self.by_category),
+            by_member=_sorted(self.by_member),
+        )
+
+
+def _sorted(breakdown: Mapping[str, Any]) -> dict[str, Any]:
+    # A stable key order keeps the stored JSON text identical from run to run.
+    return {key: breakdown[key] for key in sorted(breakdown)}
+
+
+# --------------------------------------------------------------------------- writes
+
+
+def upsert_snapshots(
+    day: dt.date,
+    figures: Mapping[uuid.UUID, DayFigures],
+    *,
+    session: Session | None = None,
+) -> UpsertReport:
+    """Store `figures` as `day`'s snapshots, one row per org; execute only, callers commit.
+
+    Rows whose stored values already equal the figures are left alone (not even
+    `updated_at` moves), so a re-run reports them unchanged. New and changed rows go
+    out in batches of INSERT … ON CONFLICT (org_id, day) DO UPDATE, which also settles
+    a race with a concurrent snapshot of the same day.
+    """
+    session = session or db.session
+    report = UpsertReport()
+    items = sorted(figures.items())
+    for start in range(0, len(items), UPSERT_BATCH):
+        report += _upsert_batch(session, day, items[start : start + UPSERT_BATCH])
+    return report
+
+
+def _upsert_batch(
+    session: Session, day: dt.date, items: list[tuple[uuid.UUID, DayFigures]]
+) -> UpsertReport:
+    # Columns, not entities: nothing stale is left in the session's identity map.
+    columns = [getattr(AnalyticsSnapshot, name) for name in FIGURE_FIELDS]
+    stored = {
+        org_id: DayFigures(*values)
+        for org_id, *values in session.execute(
+            select(AnalyticsSnapshot.org_id, *columns).where(
+                AnalyticsSnapshot.day == day,
+                AnalyticsSnapshot.org_id.in_([org_id for org_id, _ in items]),
+            )
+        )
+    }
+    now = utcnow()
+    rows = [
+        {"id": new_id(), "org_id": org_id, "day": day, "created_at": now, "updated_at": now}
+        | figures.values()
+        for org_id, figures in items
+        if stored.get(org_id) != figures
+    ]
+    report = UpsertReport(
+        created=sum(1 for row in rows if row["org_id"] not in stored),
+        updated=sum(1 for row in rows if row["org_id"] in stored),
+        unchanged=len(items) - len(rows),
+    )
+    if rows:
+        insert = _dialect_insert(session)
+        stmt = insert(AnalyticsSnapshot).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[AnalyticsSnapshot.org_id, AnalyticsSnapshot.day],
+            set_={name: stmt.excluded[name] for name in (*FIGURE_FIELDS, "updated_at")},
+        )
+        session.execute(stmt)
+    return report
+
+
+def _dialect_insert(session: Session) -> Any:
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise RuntimeError(f"snapshots need SQLite or PostgreSQL, not {name}")
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def snapshot_day(
+    day: dt.date,
+    org_ids: Collection[uuid.UUID] | None = None,
+    *,
+    session: Session | None = None,
+) -> tuple[dict[uuid.UUID, DayFigures], UpsertReport]:
+    """Compute and store `day`'s snapshots (flush only); return the figures and what changed."""
+    figures = figures_for_day(day, org_ids, session=session)
+    return figures, upsert_snapshots(day, figures, session=session)
+
+
+def snapshot_from_worker(day: dt.date | None = None) -> UpsertReport:
+    """Snapshot `day` (default: yesterday, UTC) for every organisation, in a worker process.
+
+    The periodic task's body. Like the reaper, it spans organisations on the operator
+    role's own session (`OPERATOR_DATABASE_URL`) when one is configured, never by
+    swapping the app's engine under the worker's threads; else on `db.session`.
+    Commits.
+    """
+    from dashboard.generations.jobs import operator_engine
+
+    day = day or yesterday()
+    url = current_app.config.get("OPERATOR_DATABASE_URL")
+    with tenancy.all_tenants("analytics: daily snapshot of every organisation"):
+        if url:
+            with Session(operator_engine(url)) as session:
+                _, report = snapshot_day(day, session=session)
+                session.commit()
+        else:
+            try:
+                _, report = snapshot_day(day)
+                db.session.commit()
+            except BaseException:
+                db.session.rollback()
+                raise
+            finally:
+                db.session.remove()
+    log.info("analytics snapshot of %s: %s", day, report.summary())
+    return report
