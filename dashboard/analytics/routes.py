@@ -1,8 +1,73 @@
-"""The analytics page (being written)."""
+"""The analytics page and its CSV files: `?days=N` or `?from=&to=`, and `?by=`.
 
-from dashboard.analytics import bp
+Every member may read the organisation's analytics. A period that can't be shown is a
+400 with the reason: the page keeps its controls to fix it; the CSV answers in words.
+"""
+
+from __future__ import annotations
+
+from flask import Response, abort, g, request
+
+from dashboard import htmx
+from dashboard.analytics import bp, charts, export, queries
+from dashboard.generations.queries import usage
+from dashboard.media import content_disposition
+from dashboard.models import utcnow
+
+INDEX = "analytics/index.html"
+
+bp.add_app_template_filter(queries.span, "analytics_span")
 
 
 @bp.get("/", endpoint="index")
 def index():
-    return "Analytics is being built."
+    """Show KPIs and charts for the period; htmx gets only the results block."""
+    today = utcnow().date()
+    context = {"org": g.org, "today": today, "presets": queries.PRESETS}
+    if not htmx.wants_fragment() and g.org.monthly_character_limit is not None:
+        context["usage"] = usage(g.org)
+    try:
+        period = queries.parse_period(request.args, today)
+    except queries.InvalidPeriod as exc:
+        fallback = queries.parse_period({}, today)
+        response = htmx.render_page(INDEX, "results", period=fallback, problem=str(exc), **context)
+        response.status_code = 400
+        return response
+    data = queries.analytics(g.org, period, today)
+    return htmx.render_page(
+        INDEX, "results", period=period, data=data, charts=charts.charts(data), **context
+    )
+
+
+@bp.get("/export.csv", endpoint="export")
+def export_buckets():
+    """Download the current view's figures, one row per day, week or month."""
+    data = _data_or_400()
+    return _csv(export.buckets_csv(data), export.filename(g.org.slug, "analytics", data))
+
+
+@bp.get("/voices.csv", endpoint="voices_csv")
+def export_voices():
+    """Download the current period's figures per voice."""
+    data = _data_or_400()
+    return _csv(export.voices_csv(data), export.filename(g.org.slug, "voices", data))
+
+
+def _data_or_400() -> queries.Analytics:
+    today = utcnow().date()
+    try:
+        period = queries.parse_period(request.args, today)
+    except queries.InvalidPeriod as exc:
+        abort(400, str(exc))
+    return queries.analytics(g.org, period, today)
+
+
+def _csv(body: str, name: str) -> Response:
+    return Response(
+        body.encode("utf-8"),
+        content_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": content_disposition(name),
+            "Cache-Control": "private, no-store",
+        },
+    )
