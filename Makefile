@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test install install-dev migrate seed lint check-schema clean worker
+.PHONY: run test install install-dev migrate seed lint check-schema clean worker bench
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -56,6 +56,15 @@ check-schema: install
 	@rm -f /tmp/voxboard-schema-check.db
 	DATABASE_URL=sqlite:////tmp/voxboard-schema-check.db $(BIN)/flask db upgrade
 	DATABASE_URL=sqlite:////tmp/voxboard-schema-check.db $(BIN)/flask db check
+
+## Benchmarks on PostgreSQL (docs/performance.md): bench extras, data if missing, load run
+bench: | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[bench]'
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; } \
+		|| echo "wrk not installed: bench.run uses its Python load generator"
+	$(BIN)/python -m bench.data
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
