@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, event, insert, select, text
 from dashboard import rls
 from dashboard.extensions import db
 from dashboard.history import display, queries
-from dashboard.models import Generation, GenerationStatus, MemberRole, new_id
+from dashboard.models import Generation, GenerationStatus, MemberRole, Organization, new_id
 from dashboard.storage import get_storage
 from tests.conftest import BACKENDS, WEB_ROLE_BACKENDS, login
 from tests.factories import (
@@ -446,6 +446,65 @@ def test_pages_walk_every_row_once_despite_equal_timestamps(app, as_member, worl
     assert "That's the oldest generation" in fragment
     assert len(seen) == len(set(seen)) == 130
     assert seen == expected_order(app, world["acme"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+def test_voice_filter_lists_the_first_custom_voices_and_always_the_selected_one(
+    app, as_member, world, monkeypatch
+):
+    monkeypatch.setattr(queries, "VOICE_OPTIONS_CAP", 2)
+    with app.app_context(), rls.operator_access("test setup"):
+        org = db.session.get(Organization, world["acme"])
+        extra = [make_voice(org, name=f"Zz Voice {n}") for n in range(3)]
+        db.session.commit()
+        last = extra[-1].id
+    page = get_page(as_member, history_url())
+    listed = re.findall(r'<optgroup label="Your voices[^"]*">(.*?)</optgroup>', page, re.S)[0]
+    assert len(re.findall(r"<option ", listed)) == 2
+    assert "Your voices (the first 2 by name)" in page
+    assert "Zz Voice 2" not in listed
+    selected = get_page(as_member, history_url(voice=str(last)))
+    assert re.search(rf'<option value="{last}" selected>Zz Voice 2</option>', selected)
+    assert "A voice that no longer exists" not in selected
+
+
+def empty_search_href(page: str) -> str | None:
+    match = re.search(r'href="([^"]+)" role="button" class="secondary outline">Search older', page)
+    return html.unescape(match.group(1)) if match else None
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+def test_text_search_walks_bounded_windows_and_finds_every_match_once(
+    app, as_member, world, monkeypatch
+):
+    """A search reads SEARCH_WINDOW rows per request, and "Older" goes on from there."""
+    monkeypatch.setattr(queries, "SEARCH_WINDOW", 7)
+    monkeypatch.setattr(queries, "PAGE_SIZE", 2)
+    add_generations(app, world["acme"], 40)  # "Bulk line 0000" … "Bulk line 0039"
+    newest_first = expected_order(app, world["acme"])  # "Bulk line 0000" is the newest
+    with app.app_context(), rls.operator_access("test check"):
+        texts = {str(i): t for i, t in db.session.execute(select(Generation.id, Generation.text))}
+    matches = [i for i in newest_first if "3" in texts[i]]
+    assert len(matches) >= 13  # 0003, 0013, 0023, 0030-0039 (and any of world's with a 3)
+    href: str | None = history_url(q="3")
+    seen: list[str] = []
+    requests = 0
+    while href and requests < 30:
+        page = get_page(as_member, href, **HX) if requests else get_page(as_member, href)
+        seen += row_ids(page)
+        href = older_href(page) or empty_search_href(page)
+        requests += 1
+    assert seen == matches  # every match, once, newest first, across windows
+    assert requests >= 40 // 7  # it really went window by window
+
+    # The oldest row only: the newest window has none, and says how far it looked.
+    page = get_page(as_member, history_url(q="0039"))
+    assert row_ids(page) == [] and "No matches since" in page
+    for _ in range(10):
+        if row_ids(page):
+            break
+        page = get_page(as_member, empty_search_href(page) or older_href(page))
+    assert row_ids(page) == [i for i in newest_first if texts[i] == "Bulk line 0039"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)

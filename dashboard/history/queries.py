@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -24,17 +25,25 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import defer
 from sqlalchemy.sql.elements import ColumnElement
 
 from dashboard.extensions import db
 from dashboard.models import Generation, GenerationStatus, Voice, VoiceVariant
+from dashboard.voices.catalog import SYSTEM_VOICES
 
 PAGE_SIZE = 50
+# A text-filtered page looks at most this many of the org's generations past its
+# cursor. Under row-level security PostgreSQL may not use statistics or indexes for
+# ILIKE (not a leakproof operator), so an unbounded search scans the whole table; a
+# window keeps every page's cost constant, and "Older" searches the next window.
+SEARCH_WINDOW = 2000
 # Rows per statement when a bulk action walks a selection (delete, zip download).
 BATCH_SIZE = 500
 QUERY_MAX = 200
+# The voice filter lists at most this many of the org's custom voices (by name).
+VOICE_OPTIONS_CAP = 100
 # The "Deleted voices" options list at most this many snapshot names.
 DELETED_VOICES_CAP = 200
 DELETED_PREFIX = "deleted:"
@@ -232,6 +241,9 @@ class HistoryPage:
     rows: Sequence[Generation]
     after: Cursor | None = None
     next_cursor: str | None = None
+    # A text search stopped at the end of its window, this far back, before the page
+    # filled up: older generations may still match ("Older" searches on from here).
+    searched_to: dt.datetime | None = None
 
 
 def matching(org_id: uuid.UUID, filters: HistoryFilters) -> Select[tuple[Generation]]:
@@ -256,7 +268,10 @@ def older_than(stmt: Select[Any], after: Cursor | None) -> Select[Any]:
 def history_page(
     org_id: uuid.UUID, filters: HistoryFilters, after: Cursor | None = None
 ) -> HistoryPage:
-    """Return one page of the org's history matching `filters` (one query)."""
+    """Return one page of the org's history matching `filters` (one query; two at most
+    for a text search whose window runs out before the page is full)."""
+    if filters.q:
+        return _search_page(org_id, filters, after)
     stmt = (
         older_than(matching(org_id, filters), after)
         # The waveform is for the detail page; the list never reads it.
@@ -268,6 +283,57 @@ def history_page(
         return HistoryPage(rows, after=after)
     return HistoryPage(
         rows[:PAGE_SIZE], after=after, next_cursor=encode_cursor(rows[PAGE_SIZE - 1])
+    )
+
+
+def _search_page(org_id: uuid.UUID, filters: HistoryFilters, after: Cursor | None) -> HistoryPage:
+    """Return the text matches among the next SEARCH_WINDOW generations after `after`.
+
+    The window is a keyset range of the same index as an unfiltered page (the other
+    filters narrow it as usual); the text condition is applied to its rows only. The
+    window's oldest row comes along (flagged) so one statement also says where the
+    next window starts when the page doesn't fill up.
+    """
+    others = dataclasses.replace(filters, q="")
+    newest_first = (Generation.created_at.desc(), Generation.id.desc())
+    limited = (
+        older_than(
+            select(Generation.id, Generation.created_at, Generation.text)
+            .where(Generation.org_id == org_id, *others.conditions())
+            .order_by(*newest_first),
+            after,
+        )
+        .limit(SEARCH_WINDOW)
+        .subquery("search_limited")
+    )
+    # Window functions over the limited rows only (computed after its LIMIT).
+    window = select(
+        limited,
+        func.count().over().label("window_size"),
+        func.row_number()
+        .over(order_by=(limited.c.created_at.desc(), limited.c.id.desc()))
+        .label("position"),
+    ).subquery("search_window")
+    is_last = window.c.position == window.c.window_size
+    matched = window.c.text.icontains(filters.q, autoescape=True)
+    result = db.session.execute(
+        select(Generation, matched.label("matched"), is_last.label("last"), window.c.window_size)
+        .join(window, Generation.id == window.c.id)
+        .where(matched | is_last)
+        .order_by(window.c.created_at.desc(), window.c.id.desc())
+        .options(defer(Generation.peaks, raiseload=True))
+        .limit(PAGE_SIZE + 2)
+    ).all()
+    rows = [generation for generation, hit, _last, _size in result if hit]
+    if len(rows) > PAGE_SIZE:
+        return HistoryPage(
+            rows[:PAGE_SIZE], after=after, next_cursor=encode_cursor(rows[PAGE_SIZE - 1])
+        )
+    end = next((g for g, _hit, last, size in result if last and size >= SEARCH_WINDOW), None)
+    if end is None:  # the window reached the oldest generation: nothing beyond it
+        return HistoryPage(rows, after=after)
+    return HistoryPage(
+        rows, after=after, next_cursor=encode_cursor(end), searched_to=end.created_at
     )
 
 
@@ -283,15 +349,42 @@ class VoiceOptions:
     deleted: Sequence[str] = ()
     deleted_capped: bool = False
     ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
+    # More custom voices exist than the list shows (VOICE_OPTIONS_CAP).
+    custom_capped: bool = False
 
 
-def voice_options(org_id: uuid.UUID) -> VoiceOptions:
-    """Return the voice filter's options (two queries)."""
+def voice_options(org_id: uuid.UUID, selected: uuid.UUID | None = None) -> VoiceOptions:
+    """Return the voice filter's options (two queries; three for a selected voice the
+    list doesn't reach).
+
+    Every system voice, then the org's first VOICE_OPTIONS_CAP custom voices by name: a
+    library of thousands would otherwise cost every page a few thousand `<option>`s.
+    A voice past the cap still filters through `?voice=<id>` (a shared link), and the
+    selected voice is always listed.
+    """
     voices = db.session.execute(
         select(Voice.id, Voice.name, Voice.variant)
         .where((Voice.org_id == org_id) | Voice.org_id.is_(None))
-        .order_by(Voice.name, Voice.id)
+        # SYSTEM sorts after CUSTOM: descending puts the system voices first.
+        .order_by(Voice.variant.desc(), Voice.name, Voice.id)
+        .limit(len(SYSTEM_VOICES) + VOICE_OPTIONS_CAP + 1)
     ).all()
+    system = [(v.id, v.name) for v in voices if v.variant is VoiceVariant.SYSTEM]
+    every_custom = [(v.id, v.name) for v in voices if v.variant is VoiceVariant.CUSTOM]
+    custom = every_custom[:VOICE_OPTIONS_CAP]
+    ids = {voice_id for voice_id, _ in system + custom}
+    if selected is not None and selected not in ids:
+        extra = next((c for c in every_custom if c[0] == selected), None)
+        if extra is None:
+            row = db.session.execute(
+                select(Voice.id, Voice.name).where(
+                    Voice.id == selected, Voice.variant == VoiceVariant.CUSTOM
+                )
+            ).first()
+            extra = (row.id, row.name) if row is not None else None
+        if extra is not None:
+            ids.add(extra[0])
+            custom = sorted([*custom, extra], key=lambda c: c[1])
     # DISTINCT over the partial index (org_id, voice_name, …) WHERE voice_id IS NULL.
     deleted = db.session.scalars(
         select(Generation.voice_name)
@@ -301,11 +394,12 @@ def voice_options(org_id: uuid.UUID) -> VoiceOptions:
         .limit(DELETED_VOICES_CAP + 1)
     ).all()
     return VoiceOptions(
-        custom=[(v.id, v.name) for v in voices if v.variant is VoiceVariant.CUSTOM],
-        system=[(v.id, v.name) for v in voices if v.variant is VoiceVariant.SYSTEM],
+        custom=custom,
+        system=system,
         deleted=deleted[:DELETED_VOICES_CAP],
         deleted_capped=len(deleted) > DELETED_VOICES_CAP,
-        ids=frozenset(v.id for v in voices),
+        ids=frozenset(ids),
+        custom_capped=len(every_custom) > VOICE_OPTIONS_CAP,
     )
 
 

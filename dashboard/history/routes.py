@@ -123,7 +123,7 @@ def listing(
         "upto": utcnow().isoformat(),
     }
     if not htmx.wants_fragment():
-        context["voices"] = queries.voice_options(g.org.id)
+        context["voices"] = queries.voice_options(g.org.id, filters.voice_id)
     block = "rows" if page is not None and page.after is not None else "results"
     response = htmx.render_page(INDEX, block, **context)
     response.status_code = status
