@@ -40,6 +40,8 @@ SET_SCOPE = text(
     "SELECT set_config('app.current_org', :org, true), set_config('app.current_user', :user, true)"
 )
 TENANT_TABLES: tuple[str, ...] = tuple(m.__tablename__ for m in tenancy.SCOPED_MODELS)
+# No org and no user in scope: what the policies see when nothing was ever set.
+UNSCOPED = ("", "")
 ROLES_DOC = 'docs/operations.md, "Database roles and row-level security"'
 
 _STATE_KEY = "voxboard.rls"
@@ -93,6 +95,11 @@ def _set_scope_on_begin(
     # A savepoint inherits its transaction's settings; only a root transaction (or a
     # savepoint after the values became unknown or stale) needs the round trip.
     if transaction.nested and applied is not None and applied.values == values:
+        return
+    if not transaction.nested and values == UNSCOPED:
+        # A new transaction starts with the settings unset (set_config(..., true) never
+        # outlives one), which the policies read exactly like '': nothing to send.
+        state[connection.engine] = _Applied(connection, values, None)
         return
     apply_scope(connection, values)
     within = transaction if transaction.nested else None
