@@ -37,12 +37,6 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
-def include_object(obj, name, type_, reflected, compare_to):
-    """Leave out objects the models declare for another database only (`info["only_on"]`)."""
-    only_on = getattr(obj, "info", {}).get("only_on")
-    return only_on is None or only_on == context.get_bind().dialect.name
-
-
 def run_migrations_online() -> None:
     """Run migrations against a live connection."""
 
@@ -62,7 +56,6 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             # SQLite can't ALTER most things; batch mode copies the table instead.
             render_as_batch=connection.dialect.name == "sqlite",
-            include_object=include_object,
             **conf_args,
         )
         with context.begin_transaction():

@@ -156,7 +156,8 @@ class HistoryFilters:
         if self.date_to and self.date_to < dt.date.max:
             found.append(Generation.created_at < _midnight(self.date_to + dt.timedelta(days=1)))
         if self.q:
-            # ILIKE on PostgreSQL (the pg_trgm GIN index serves it); % and _ are literal.
+            # ILIKE on PostgreSQL, inside a bounded window (see SEARCH_WINDOW); % and _ are
+            # literal.
             found.append(Generation.text.icontains(self.q, autoescape=True))
         return found
 

@@ -10,7 +10,9 @@ Create Date: 2026-12-01
   one index range scan: by voice (`voice_id` first, which also serves the foreign key's
   SET NULL; it replaces the plain `ix_generations_voice_id`), by status, and by the
   snapshot name of a deleted voice (partial, `voice_id IS NULL`). A partial index of
-  unfinished rows for the reaper. PostgreSQL only: a GIN trigram index on `text`.
+  unfinished rows for the reaper. No index on `text`: under row-level security
+  PostgreSQL can't use one for ILIKE (not leakproof), so searches walk bounded
+  windows of the history index instead.
 - `organizations.monthly_character_limit` (NULL: unlimited).
 """
 
@@ -23,22 +25,6 @@ branch_labels = None
 depends_on = None
 
 HISTORY_TAIL = [sa.text("created_at DESC"), sa.text("id DESC")]
-
-
-def is_postgresql() -> bool:
-    return op.get_bind().dialect.name == "postgresql"
-
-
-def trigram_opclass() -> str:
-    """Return `gin_trgm_ops` qualified by pg_trgm's schema (see 0004_voice_search)."""
-    bind = op.get_bind()
-    schema = bind.scalar(
-        sa.text(
-            "SELECT n.nspname FROM pg_extension e "
-            "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'"
-        )
-    )
-    return f"{bind.dialect.identifier_preparer.quote_schema(schema)}.gin_trgm_ops"
 
 
 def upgrade() -> None:
@@ -77,15 +63,6 @@ def upgrade() -> None:
         sqlite_where=sa.text("status IN ('queued', 'running')"),
         postgresql_where=sa.text("status IN ('queued', 'running')"),
     )
-    if is_postgresql():
-        op.create_index(
-            "ix_generations_text_trgm",
-            "generations",
-            ["text"],
-            unique=False,
-            postgresql_using="gin",
-            postgresql_ops={"text": trigram_opclass()},
-        )
     with op.batch_alter_table("organizations") as batch_op:
         batch_op.add_column(sa.Column("monthly_character_limit", sa.Integer(), nullable=True))
         batch_op.create_check_constraint(
@@ -98,8 +75,6 @@ def downgrade() -> None:
     with op.batch_alter_table("organizations") as batch_op:
         batch_op.drop_constraint("ck_organizations_monthly_character_limit_positive")
         batch_op.drop_column("monthly_character_limit")
-    if is_postgresql():
-        op.drop_index("ix_generations_text_trgm", table_name="generations")
     for name in (
         "ix_generations_unfinished",
         "ix_generations_org_deleted_voice",
