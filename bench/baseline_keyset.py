@@ -66,6 +66,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             .order_by(Generation.created_at.desc(), Generation.id.desc())
             .options(defer(Generation.peaks))
             .limit(PAGE_SIZE + 1)
+            # The baseline has no tenancy on purpose; Voxboard's tenant filter, a
+            # global Session hook once any Voxboard app exists in the process, must
+            # not refuse it (it does in the test suite's process).
+            .execution_options(skip_tenant_scope=True)
         )
         if after is not None:
             stmt = stmt.where(
