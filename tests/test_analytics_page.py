@@ -632,3 +632,52 @@ def test_statements_per_page_do_not_grow_with_generations_or_days(
     assert app_side == 9
     assert total <= 12
     print(f"\nstatements per analytics page (all, app side): {many}")
+
+
+def test_the_chart_cache_returns_the_same_svg_for_the_same_data_only():
+    import pygal
+
+    charts.clear_cache()
+    built: list[tuple[int, ...]] = []
+
+    def bars(values: tuple[int, ...]):
+        def build(size: charts.Size) -> pygal.Graph:
+            built.append(values)
+            chart = pygal.Bar(**charts._box(size))
+            chart.add("Series", list(values))
+            return chart
+
+        return build
+
+    def draw(values: tuple[int, ...]) -> str:
+        return charts._rendered(bars(values), charts.HALF, values, "Label", "test", "wide")
+
+    first, again, other = draw((1, 2, 3)), draw((1, 2, 3)), draw((1, 2, 4))
+    assert first == again and other != first
+    assert built == [(1, 2, 3), (1, 2, 4)]  # the second drawing came from the cache
+    assert first == charts.render(bars((1, 2, 3))(charts.HALF), "Label", "test", "wide")
+
+
+def test_the_page_draws_the_same_charts_with_and_without_the_cache(as_member):
+    charts.clear_cache()
+    fresh = svgs(get(as_member, url(days="30")))
+    assert svgs(get(as_member, url(days="30"))) == fresh
+    assert svgs(get(as_member, url(days="7"))) != fresh
+
+
+def test_breakdowns_add_up_alike_on_the_fast_and_the_exact_path():
+    from decimal import Decimal
+
+    days = [
+        {"a": tally(2, 10, 100, failed=1), "b": {"generations": 1, "characters": 5}},
+        {"a": tally(3, 20, 200), "b": tally(1, 1, 1, failed=2), "c": tally(0, 0, 0)},
+        {"a": {**tally(1, 1, 1), "audio_ms": Decimal(7)}, "c": {**tally(1, 1, 1), "failed": 2.9}},
+    ]
+    known = {"a": 1}
+    rename = lambda key, _tally: "other"  # noqa: E731
+    expected = queries._sum_exactly(days, known, rename)
+    assert expected == {"a": [6, 1, 31, 307], "other": [3, 4, 7, 2]}
+    assert queries._sum_tallies(days, known, rename) == expected
+    assert list(queries._sum_tallies(days, known, rename)) == ["a", "other"]
+    nulls = [*days, {"a": {**tally(1, 1, 1), "failed": None}}]
+    assert queries._sum_tallies(nulls) == queries._sum_exactly(nulls, None, None)

@@ -18,8 +18,11 @@ donut has no text and is drawn once.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Callable, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,12 +30,14 @@ import pygal
 from markupsafe import Markup
 from pygal.style import Style
 
+from dashboard import tenancy
 from dashboard.analytics.queries import Analytics, Share, minutes
 
 TOP_VOICES = 10
 TOP_MEMBERS = 10
 TOP_CATEGORIES = 6  # and "Other": more slices than that can't be told apart
 FONT_SIZE = 14  # must match analytics.css: pygal sizes its margins from it
+CACHE_SIZE = 128  # rendered SVGs kept in each process (a few tens of kB each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +157,8 @@ def generations_chart(data: Analytics) -> Chart:
         headers=[grouping.capitalize(), "Succeeded", "Failed"],
         rows=[[w, f"{s:,}", f"{f:,}"] for w, s, f in zip(when, succeeded, failed, strict=True)],
     )
-    chart = _chart("generations", title, summary, table, build, data.empty, full_width=True)
+    drawn = (tuple(labels), tuple(when), tuple(succeeded), tuple(failed))
+    chart = _chart("generations", title, summary, table, build, drawn, data.empty, full_width=True)
     chart.key.extend([("Succeeded", 0), ("Failed", 1)])
     return chart
 
@@ -188,7 +194,8 @@ def characters_chart(data: Analytics) -> Chart:
             for w, b in zip(when, data.buckets, strict=True)
         ],
     )
-    return _chart("characters", title, summary, table, build, not data.current.characters)
+    drawn = (tuple(labels), tuple(when), tuple(characters))
+    return _chart("characters", title, summary, table, build, drawn, not data.current.characters)
 
 
 def categories_chart(data: Analytics) -> Chart:
@@ -221,13 +228,13 @@ def categories_chart(data: Analytics) -> Chart:
         ],
     )
     if not total:
-        return _chart("categories", title, summary, table, build, True)
+        return _chart("categories", title, summary, table, build, (), True)
     return Chart(
         "categories",
         title,
         summary,
         table,
-        renderings=[render(build(DONUT), summary, "categories", "any")],
+        renderings=[_rendered(build, DONUT, tuple(slices), summary, "categories", "any")],
         legend=[
             (f"{name} · {_percent(value, total)}", index)
             for index, (name, value) in enumerate(slices)
@@ -322,7 +329,8 @@ def _ranking(
         return chart
 
     empty = not any(getattr(s, metric) for s in shares)
-    return _chart(name, title, summary, table, build, empty)
+    drawn = (metric, title, tuple((s.label, getattr(s, metric), say(s)) for s in shares))
+    return _chart(name, title, summary, table, build, drawn, empty)
 
 
 # ----------------------------------------------------------------------- helpers
@@ -334,9 +342,11 @@ def _chart(
     summary: str,
     table: Table,
     build: Callable[[Size], pygal.Graph],
+    drawn: Hashable,
     empty: bool,
     full_width: bool = False,
 ) -> Chart:
+    """Return a chart card; `drawn` is everything `build` reads besides the size."""
     if empty:
         return Chart(
             name,
@@ -355,7 +365,7 @@ def _chart(
         title,
         summary,
         table,
-        renderings=[render(build(size), summary, name, label) for size, label in sizes],
+        renderings=[_rendered(build, size, drawn, summary, name, label) for size, label in sizes],
         full_width=full_width,
     )
 
@@ -431,6 +441,49 @@ def _percent(part: int, whole: int) -> str:
         return "0 %"
     share = part / whole * 100
     return "<1 %" if 0 < share < 1 else f"{share:.0f} %"
+
+
+# ------------------------------------------------------------------- the cache
+
+_cache: OrderedDict[str, str] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _rendered(
+    build: Callable[[Size], pygal.Graph],
+    size: Size,
+    drawn: Hashable,
+    label: str,
+    name: str,
+    size_name: str,
+) -> Markup:
+    """Return `render(build(size), …)`, from an in-process LRU cache when drawn before.
+
+    pygal takes milliseconds per chart; an SVG depends only on what is drawn, so the
+    key is exactly that (`drawn`: the values, labels and tooltips `build` reads), the
+    size, the label and the chart's name, and the organisation in scope: two orgs never
+    share an entry, even for identical figures.
+    """
+    key = repr((tenancy.current_org_id(), name, size_name, size, label, drawn))
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    with _cache_lock:
+        svg = _cache.get(digest)
+        if svg is not None:
+            _cache.move_to_end(digest)
+            return Markup(svg)
+    rendered = render(build(size), label, name, size_name)
+    with _cache_lock:
+        _cache[digest] = str(rendered)
+        _cache.move_to_end(digest)
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return rendered
+
+
+def clear_cache() -> None:
+    """Forget every rendered chart (tests)."""
+    with _cache_lock:
+        _cache.clear()
 
 
 # ----------------------------------------------------------- the CSP-clean filter

@@ -17,8 +17,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from itertools import chain
+from operator import itemgetter, methodcaller
 from typing import Any
 
 from sqlalchemy import select
@@ -420,13 +423,15 @@ def analytics(org: Organization, period: Period, today: dt.date) -> Analytics:
     if period.end >= today:
         days[today] = figures_for_day(today, [org.id]).get(org.id, DayFigures())
     names = _Names.look_up(org.id, days.values())
+    # Each day's voices used, merged once: buckets, current and previous share them.
+    used = {day: names.voices_used(figures) for day, figures in days.items()}
 
     buckets = [
-        BucketFigures(bucket, _totals(days, bucket.start, bucket.end, names))
+        BucketFigures(bucket, _totals(days, used, bucket.start, bucket.end))
         for bucket in period.buckets()
     ]
-    current = _totals(days, period.start, period.end, names)
-    previous = _totals(days, previous_start, previous_end, names)
+    current = _totals(days, used, period.start, period.end)
+    previous = _totals(days, used, previous_start, previous_end)
     in_period = [figures for day, figures in days.items() if period.start <= day <= period.end]
 
     since = org.created_at.astimezone(dt.UTC).date() if org.created_at else dt.date.min
@@ -469,7 +474,10 @@ def snapshot_days(org_id: uuid.UUID, first: dt.date, last: dt.date) -> dict[dt.d
 
 
 def _totals(
-    days: Mapping[dt.date, DayFigures], first: dt.date, last: dt.date, names: _Names
+    days: Mapping[dt.date, DayFigures],
+    used: Mapping[dt.date, set[str]],
+    first: dt.date,
+    last: dt.date,
 ) -> Totals:
     totals = Totals()
     for day, figures in days.items():
@@ -479,20 +487,102 @@ def _totals(
         totals.failed += figures.generations_failed
         totals.characters += figures.characters
         totals.audio_ms += figures.audio_ms
-        totals.voices.update(
-            names.voice_key(key, tally)
-            for key, tally in (figures.by_voice or {}).items()
-            if tally.get("generations")
-        )
+        totals.voices |= used[day]
     return totals
 
 
+_COUNTS = tuple(
+    methodcaller("get", name) for name in ("generations", "failed", "characters", "audio_ms")
+)
+_GENERATIONS = itemgetter("generations")
+
+
+def _sum_tallies(
+    breakdowns: Iterable[Mapping[str, Mapping[str, Any]]],
+    known: Mapping[str, Any] | None = None,
+    merge: Callable[[str, Mapping[str, Any]], str] | None = None,
+) -> dict[str, list[int]]:
+    """Add up breakdowns key by key: [generations, failed, characters, audio_ms].
+
+    A key not in `known` is replaced by `merge(key, tally)` first. Keys keep the order
+    they are first seen in (ties in the ranking keep it too). The hot loop of a long
+    period, so the counts are picked and added up column by column in C (a missing or
+    null count adds nothing); a key whose sums are not whole ints (today's Decimals on
+    PostgreSQL) is added up again through `int`, and anything that can't be added at
+    all takes the exact slow path.
+    """
+    breakdowns = list(breakdowns)
+    try:
+        return _sum_whole_numbers(breakdowns, known, merge)
+    except (KeyError, TypeError):
+        return _sum_exactly(breakdowns, known, merge)
+
+
+def _merged_keys(
+    breakdown: Mapping[str, Mapping[str, Any]],
+    known: Mapping[str, Any] | None,
+    merge: Callable[[str, Mapping[str, Any]], str] | None,
+) -> Iterable[str]:
+    if merge is None:
+        return breakdown.keys()
+    if known is None:
+        return map(merge, breakdown, breakdown.values())
+    strays = breakdown.keys() - known.keys()
+    if not strays:
+        return breakdown.keys()
+    renamed = {key: merge(key, breakdown[key]) for key in strays}
+    return map(renamed.get, breakdown, breakdown)  # renamed.get(key, key), in C
+
+
+def _sum_whole_numbers(
+    breakdowns: list[Mapping[str, Mapping[str, Any]]],
+    known: Mapping[str, Any] | None,
+    merge: Callable[[str, Mapping[str, Any]], str] | None,
+) -> dict[str, list[int]]:
+    keys_of = [list(_merged_keys(breakdown, known, merge)) for breakdown in breakdowns]
+    # Every key in the order first seen, each with the list of its days' counts.
+    columns: dict[str, list[tuple[Any, ...]]] = {
+        key: [] for key in dict.fromkeys(chain.from_iterable(keys_of))
+    }
+    for keys, breakdown in zip(keys_of, breakdowns, strict=True):
+        tallies = breakdown.values()
+        rows = zip(*[map(count, tallies) for count in _COUNTS], strict=True)
+        # columns[key].append(row) for each key and row, without a Python-level loop.
+        deque(map(list.append, map(columns.__getitem__, keys), rows), maxlen=0)
+    sums: dict[str, list[int]] = {}
+    for key, found in columns.items():
+        # filter(None, …): a missing (None) or zero count adds nothing, as in `or 0`.
+        row = [sum(filter(None, column)) for column in zip(*found, strict=True)]
+        if not all(type(value) is int for value in row):
+            # E.g. today's Decimal sums from PostgreSQL: each count through `int` first.
+            row = [sum(int(v or 0) for v in column) for column in zip(*found, strict=True)]
+        sums[key] = row
+    return sums
+
+
+def _sum_exactly(
+    breakdowns: list[Mapping[str, Mapping[str, Any]]],
+    known: Mapping[str, Any] | None,
+    merge: Callable[[str, Mapping[str, Any]], str] | None,
+) -> dict[str, list[int]]:
+    sums: dict[str, list[int]] = {}
+    for breakdown in breakdowns:
+        keys = _merged_keys(breakdown, known, merge)
+        for key, tally in zip(keys, breakdown.values(), strict=True):
+            row = sums.get(key)
+            if row is None:
+                row = sums[key] = [0, 0, 0, 0]
+            row[0] += int(tally.get("generations") or 0)
+            row[1] += int(tally.get("failed") or 0)
+            row[2] += int(tally.get("characters") or 0)
+            row[3] += int(tally.get("audio_ms") or 0)
+    return sums
+
+
 def _category_shares(days: Iterable[DayFigures]) -> list[Share]:
-    shares: dict[str, Share] = {}
-    for figures in days:
-        for key, tally in (figures.by_category or {}).items():
-            shares.setdefault(key, Share(key, category_label(key))).add(tally)
-    return _ranked(shares.values(), "generations")
+    sums = _sum_tallies(figures.by_category or {} for figures in days)
+    shares = [Share(key, category_label(key), "", *row) for key, row in sums.items()]
+    return _ranked(shares, "generations")
 
 
 def category_label(key: str) -> str:
@@ -521,11 +611,16 @@ class _Names:
     @classmethod
     def look_up(cls, org_id: uuid.UUID, days: Iterable[DayFigures]) -> _Names:
         """Look up every voice and member the days name: at most two queries."""
-        voice_ids: set[uuid.UUID] = set()
-        user_ids: set[uuid.UUID] = set()
+        # Keys stay strings while they are gathered: each distinct one is parsed once,
+        # not once per day that names it.
+        voice_keys: set[str] = set()
+        member_keys: set[str] = set()
         for figures in days:
-            voice_ids.update(_uuids(k for k in figures.by_voice or {}))
-            user_ids.update(_uuids(k for k in figures.by_member or {} if k != FORMER_MEMBER))
+            voice_keys.update(figures.by_voice or {})
+            member_keys.update(figures.by_member or {})
+        member_keys.discard(FORMER_MEMBER)
+        voice_ids = _uuids(voice_keys)
+        user_ids = _uuids(member_keys)
         voices: dict[str, tuple[str, str]] = {}
         if voice_ids:
             rows = db.session.execute(
@@ -555,27 +650,45 @@ class _Names:
             return key
         return f"{DELETED_PREFIX}{tally.get('name') or 'Unknown voice'}"
 
+    def voices_used(self, figures: DayFigures) -> set[str]:
+        """Return the merged keys (`voice_key`) of the voices with generations that day."""
+        breakdown = figures.by_voice or {}
+        try:
+            counts = map(_GENERATIONS, breakdown.values())
+            used = {key for key, count in zip(breakdown, counts, strict=True) if count}
+        except KeyError:
+            used = {key for key, tally in breakdown.items() if tally.get("generations")}
+        strays = [k for k in used - self.voices.keys() if not k.startswith(DELETED_PREFIX)]
+        for key in strays:  # merged keys all start with DELETED_PREFIX: never a stray
+            used.discard(key)
+            used.add(self.voice_key(key, breakdown[key]))
+        return used
+
     def voice_shares(self, days: Iterable[DayFigures]) -> list[Share]:
-        shares: dict[str, Share] = {}
-        for figures in days:
-            for key, tally in (figures.by_voice or {}).items():
-                merged = self.voice_key(key, tally)
-                if merged in self.voices:
-                    name, kind = self.voices[merged]
-                else:
-                    name, kind = merged.removeprefix(DELETED_PREFIX), "Deleted"
-                shares.setdefault(merged, Share(merged, name, kind)).add(tally)
-        return _ranked(shares.values(), "generations")
+        voices = self.voices
+        sums = _sum_tallies((f.by_voice or {} for f in days), voices, self.voice_key)
+        shares = []
+        for merged, row in sums.items():
+            if merged in voices:
+                name, kind = voices[merged]
+            else:
+                name, kind = merged.removeprefix(DELETED_PREFIX), "Deleted"
+            shares.append(Share(merged, name, kind, *row))
+        return _ranked(shares, "generations")
 
     def member_shares(self, days: Iterable[DayFigures]) -> list[Share]:
         """Return each current member's share; everyone else is one "Former members" share."""
-        shares: dict[str, Share] = {}
-        for figures in days:
-            for key, tally in (figures.by_member or {}).items():
-                merged = key if key in self.members else FORMER_MEMBER
-                name = self.members.get(merged, FORMER_MEMBERS)
-                shares.setdefault(merged, Share(merged, name)).add(tally)
-        return _ranked(shares.values(), "characters")
+        members = self.members
+        sums = _sum_tallies((f.by_member or {} for f in days), members, _former)
+        shares = [
+            Share(merged, members.get(merged, FORMER_MEMBERS), "", *row)
+            for merged, row in sums.items()
+        ]
+        return _ranked(shares, "characters")
+
+
+def _former(key: str, tally: Mapping[str, Any]) -> str:
+    return FORMER_MEMBER
 
 
 def _uuids(keys: Iterable[str]) -> set[uuid.UUID]:
