@@ -92,7 +92,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     auth.init_login(login_manager)
     limiter.init_app(app)
-    app.before_request(tenancy.remember_user)
+    app.before_request(tenancy.claim_session_user)
     app.teardown_request(tenancy.leave_org)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     htmx.init_app(app)

@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Blueprint, abort, g, has_app_context, request
+from flask import Blueprint, abort, g, has_app_context, request, session
 from flask_login import current_user, login_required
 from sqlalchemy import event, false, or_, select
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
@@ -32,7 +32,6 @@ from dashboard.models import (
     Invitation,
     MemberRole,
     Membership,
-    Organization,
     Voice,
 )
 
@@ -208,25 +207,17 @@ def _add_org_slug(endpoint: str, values: dict[str, Any]) -> None:
 
 @login_required
 def _resolve_org() -> None:
-    """Find the org by slug among the caller's own memberships: one query for both.
+    """Find the org by slug among the caller's own memberships: no query of its own.
 
-    The same rows are the header's organisation switcher (`g._nav_orgs`), so an org
-    page pays one statement for "which org, which role, which other orgs". The query
-    names the user explicitly, which is what the filter would otherwise refuse to
-    guess (no org is in scope yet); on PostgreSQL `memberships_own_read` admits them.
+    `auth.load_user` loaded the memberships and their orgs with the user (one statement
+    for "who, which org, which role, which other orgs"); the same rows are the header's
+    organisation switcher (`g._nav_orgs`).
     """
-    from sqlalchemy import func
-
-    from dashboard.extensions import db
-
     slug = g.get("org_slug") or ""
-    rows = db.session.execute(
-        select(Organization, Membership)
-        .join(Membership, Membership.org_id == Organization.id)
-        .where(Membership.user_id == current_user.id)
-        .order_by(func.lower(Organization.name))
-        .execution_options(skip_tenant_scope=True)
-    ).all()
+    rows = sorted(
+        ((m.org, m) for m in current_user.memberships),
+        key=lambda pair: (pair[0].name.casefold(), pair[0].slug),
+    )
     found = next(((org, m) for org, m in rows if org.slug == slug), None)
     if found is None:
         abort(404)
@@ -241,10 +232,32 @@ def enter_org(org_id: uuid.UUID, user_id: uuid.UUID | None) -> None:
     _notify()
 
 
-def remember_user() -> None:
-    """Record who the request acts for (RLS lets a user see their own memberships)."""
-    if current_user.is_authenticated and "_user_token" not in g:
-        g._user_token = _current_user.set(current_user.id)
+def claim_session_user() -> None:
+    """Put the user the signed session names in scope before the request's first statement.
+
+    Row-level security lets a user read their own memberships (`app.current_user`);
+    knowing the user before anything is read means the request's first transaction
+    starts with the right settings in one round trip, and the user, their memberships
+    and orgs load in one statement (`auth.load_user`). The cookie is signed, so only
+    this server can have named that user; `load_user` still checks the session token
+    and calls `forget_session_user` when the session was revoked.
+    """
+    raw = session.get("_user_id")
+    if not raw or "_user_token" in g:
+        return
+    try:
+        user_id = uuid.UUID(str(raw).partition(":")[0])
+    except ValueError:
+        return
+    g._user_token = _current_user.set(user_id)
+    _notify()
+
+
+def forget_session_user() -> None:
+    """Take back `claim_session_user`: the session turned out not to be valid."""
+    token = g.pop("_user_token", None)
+    if token is not None:
+        _current_user.reset(token)
         _notify()
 
 

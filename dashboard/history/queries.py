@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, case, cast, func, literal, null, select, tuple_, union_all
 from sqlalchemy.orm import defer
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -355,53 +355,71 @@ class VoiceOptions:
 
 
 def voice_options(org_id: uuid.UUID, selected: uuid.UUID | None = None) -> VoiceOptions:
-    """Return the voice filter's options (two queries; three for a selected voice the
-    list doesn't reach).
+    """Return the voice filter's options, in one statement.
 
     Every system voice, then the org's first VOICE_OPTIONS_CAP custom voices by name: a
     library of thousands would otherwise cost every page a few thousand `<option>`s.
     A voice past the cap still filters through `?voice=<id>` (a shared link), and the
-    selected voice is always listed.
+    selected voice is always listed. The parts (voices, names of deleted voices, the
+    selected voice) are one `UNION ALL`, each bounded and ordered in its own subquery
+    and numbered, so the order is the database's (its collation), not Python's.
     """
-    voices = db.session.execute(
-        select(Voice.id, Voice.name, Voice.variant)
+    voice_order = (Voice.variant.desc(), Voice.name, Voice.id)  # SYSTEM sorts after CUSTOM
+    voices = (
+        select(
+            case((Voice.variant == VoiceVariant.SYSTEM, _SYSTEM), else_=_CUSTOM).label("part"),
+            Voice.id.label("id"),
+            Voice.name.label("name"),
+            func.row_number().over(order_by=voice_order).label("pos"),
+        )
         .where((Voice.org_id == org_id) | Voice.org_id.is_(None))
-        # SYSTEM sorts after CUSTOM: descending puts the system voices first.
-        .order_by(Voice.variant.desc(), Voice.name, Voice.id)
+        .order_by(*voice_order)
         .limit(len(SYSTEM_VOICES) + VOICE_OPTIONS_CAP + 1)
-    ).all()
-    system = [(v.id, v.name) for v in voices if v.variant is VoiceVariant.SYSTEM]
-    every_custom = [(v.id, v.name) for v in voices if v.variant is VoiceVariant.CUSTOM]
-    custom = every_custom[:VOICE_OPTIONS_CAP]
-    ids = {voice_id for voice_id, _ in system + custom}
-    if selected is not None and selected not in ids:
-        extra = next((c for c in every_custom if c[0] == selected), None)
-        if extra is None:
-            row = db.session.execute(
-                select(Voice.id, Voice.name).where(
-                    Voice.id == selected, Voice.variant == VoiceVariant.CUSTOM
-                )
-            ).first()
-            extra = (row.id, row.name) if row is not None else None
-        if extra is not None:
-            ids.add(extra[0])
-            custom = sorted([*custom, extra], key=lambda c: c[1])
-    # DISTINCT over the partial index (org_id, voice_name, …) WHERE voice_id IS NULL.
-    deleted = db.session.scalars(
-        select(Generation.voice_name)
+        .subquery("voice_choices")
+    )
+    # GROUP BY over the partial index (org_id, voice_name, …) WHERE voice_id IS NULL.
+    deleted = (
+        select(
+            literal(_DELETED).label("part"),
+            cast(null(), Voice.id.type).label("id"),
+            Generation.voice_name.label("name"),
+            func.row_number().over(order_by=Generation.voice_name).label("pos"),
+        )
         .where(Generation.org_id == org_id, Generation.voice_id.is_(None))
-        .distinct()
+        .group_by(Generation.voice_name)
         .order_by(Generation.voice_name)
         .limit(DELETED_VOICES_CAP + 1)
-    ).all()
+        .subquery("deleted_choices")
+    )
+    parts = [select(voices), select(deleted)]
+    if selected is not None:
+        parts.append(
+            select(literal(_SELECTED), Voice.id, Voice.name, literal(0)).where(
+                Voice.id == selected, Voice.variant == VoiceVariant.CUSTOM
+            )
+        )
+    rows = sorted(db.session.execute(union_all(*parts)).all(), key=lambda r: (r.part, r.pos))
+    system = [(r.id, r.name) for r in rows if r.part == _SYSTEM]
+    every_custom = [(r.id, r.name) for r in rows if r.part == _CUSTOM]
+    deleted_names = [r.name for r in rows if r.part == _DELETED]
+    custom = every_custom[:VOICE_OPTIONS_CAP]
+    ids = {voice_id for voice_id, _ in system + custom}
+    extra = next(((r.id, r.name) for r in rows if r.part == _SELECTED), None)
+    if extra is not None and extra[0] not in ids:
+        ids.add(extra[0])
+        custom = sorted([*custom, extra], key=lambda c: c[1])
     return VoiceOptions(
         custom=custom,
         system=system,
-        deleted=deleted[:DELETED_VOICES_CAP],
-        deleted_capped=len(deleted) > DELETED_VOICES_CAP,
+        deleted=deleted_names[:DELETED_VOICES_CAP],
+        deleted_capped=len(deleted_names) > DELETED_VOICES_CAP,
         ids=frozenset(ids),
         custom_capped=len(every_custom) > VOICE_OPTIONS_CAP,
     )
+
+
+# The parts of `voice_options`' statement, in the order the filter lists them.
+_SYSTEM, _CUSTOM, _DELETED, _SELECTED = range(4)
 
 
 # --------------------------------------------------------------------- selections
