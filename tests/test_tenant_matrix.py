@@ -143,3 +143,32 @@ def test_anonymous_callers_are_sent_to_login(app, client, world):
             url = build_url(app, rule, world["a"]["slug"], world["a"]["objects"])
             response = client.open(url, method=method, data={})
             assert response.status_code in {302, 401}, f"{method} {url}"
+
+
+# Statements a page may cost, all included (the issue's target): on PostgreSQL two of
+# them are the row-level-security settings (the user, then the org).
+MAX_STATEMENTS_PER_PAGE = 5
+
+
+@pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
+def test_every_org_page_costs_at_most_five_statements(app, client, world, count_queries):
+    """Each GET route under /o/<slug>/, as A's owner with A's objects, warm."""
+    login(client, world["a"]["users"][MemberRole.OWNER])
+    costs: dict[str, list[str]] = {}
+    for rule in org_rules(app):
+        if "GET" not in methods(rule):
+            continue
+        url = build_url(app, rule, world["a"]["slug"], world["a"]["objects"])
+        client.get(url).close()  # warm: first-use work (caches, lazy loads) is not the page's
+        with count_queries() as seen:
+            response = client.get(url)
+            response.get_data()  # streamed bodies run their statements while they're read
+            response.close()
+        costs[url] = list(seen)
+    over = {url: len(seen) for url, seen in costs.items() if len(seen) > MAX_STATEMENTS_PER_PAGE}
+    listing = [
+        f"{url}: {len(costs[url])} statements: "
+        + " | ".join(" ".join(s.split())[:90] for s in costs[url])
+        for url in over
+    ]
+    assert not over, "\n".join(listing)

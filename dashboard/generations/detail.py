@@ -7,9 +7,10 @@ import uuid
 from dataclasses import dataclass
 
 from babel.dates import format_timedelta
-from flask import g
+from flask import abort, g
+from sqlalchemy import select
 
-from dashboard import htmx, tenancy
+from dashboard import htmx
 from dashboard.extensions import db
 from dashboard.generations import bp
 from dashboard.generations.forms import PARAMETERS, Parameter
@@ -65,13 +66,23 @@ def time_ago(when: dt.datetime, now: dt.datetime | None = None) -> str:
 def load_detail(generation_id: uuid.UUID) -> GenerationDetail:
     """Load the generation (404 unless the org in scope owns it), its voice and creator.
 
-    At most three statements: the generation, its voice, its creator; the creator costs
-    nothing when it is the caller (already in the session's identity map).
+    One statement: the voice and the creator are outer-joined, so a deleted voice or
+    account is simply None. Both walls still apply to the voice (the tenant filter puts
+    its criteria in the join's ON clause; row-level security hides other orgs' rows).
     """
-    generation = tenancy.get_scoped_or_404(Generation, generation_id)
-    voice = tenancy.get_scoped(Voice, generation.voice_id) if generation.voice_id else None
-    # Users aren't tenant rows, so the identity-map shortcut is safe here.
-    creator = db.session.get(User, generation.created_by) if generation.created_by else None
+    try:
+        generation_id = uuid.UUID(str(generation_id))
+    except ValueError:
+        abort(404)
+    row = db.session.execute(
+        select(Generation, Voice, User)
+        .outerjoin(Voice, Voice.id == Generation.voice_id)
+        .outerjoin(User, User.id == Generation.created_by)
+        .where(Generation.id == generation_id)
+    ).one_or_none()
+    if row is None:
+        abort(404)
+    generation, voice, creator = row
     return GenerationDetail(
         generation, voice, creator, parameters_of(generation), time_ago(generation.created_at)
     )

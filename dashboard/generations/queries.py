@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 
 from dashboard.extensions import db
 from dashboard.models import Generation, GenerationStatus, Organization, Voice, VoiceVariant, utcnow
@@ -45,22 +45,29 @@ class Usage:
 
 
 def voice_choices(org_id: uuid.UUID, selected: uuid.UUID | None = None) -> VoiceChoices:
-    """Return the voices to pick from; a `selected` voice beyond the limit is kept (2 queries)."""
-    custom = list(
-        db.session.scalars(
-            select(Voice)
-            .where(Voice.org_id == org_id, Voice.variant == VoiceVariant.CUSTOM)
-            .order_by(Voice.created_at.desc(), Voice.id.desc())
-            .limit(PICKER_CUSTOM_LIMIT + 1)
-        )
+    """Return the voices to pick from; a `selected` voice beyond the limit is kept.
+
+    One statement for the org's newest custom voices and the system voices (a
+    `UNION ALL`, each part in its own subquery so the limit binds only the custom
+    part); a second only for a selected voice the limit left out.
+    """
+    custom_part = (
+        select(Voice)
+        .where(Voice.org_id == org_id, Voice.variant == VoiceVariant.CUSTOM)
+        .order_by(Voice.created_at.desc(), Voice.id.desc())
+        .limit(PICKER_CUSTOM_LIMIT + 1)
+        .subquery()
     )
+    system_part = select(Voice).where(Voice.variant == VoiceVariant.SYSTEM).subquery()
+    voices = db.session.scalars(
+        select(Voice).from_statement(union_all(select(custom_part), select(system_part)))
+    ).all()
+    custom = sorted(
+        (v for v in voices if not v.is_system), key=lambda v: (v.created_at, v.id), reverse=True
+    )
+    system = sorted((v for v in voices if v.is_system), key=lambda v: v.name.casefold())
     truncated = len(custom) > PICKER_CUSTOM_LIMIT
     custom = custom[:PICKER_CUSTOM_LIMIT]
-    system = list(
-        db.session.scalars(
-            select(Voice).where(Voice.variant == VoiceVariant.SYSTEM).order_by(Voice.name)
-        )
-    )
     if selected and truncated and all(v.id != selected for v in custom):
         extra = visible_voice(selected)
         if extra is not None and not extra.is_system:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import case, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, joinedload
 
 from dashboard.extensions import db
 from dashboard.models import Invitation, MemberRole, Membership, Organization, User, utcnow
@@ -54,6 +55,19 @@ def list_pending_invitations(now: dt.datetime | None = None) -> list[PendingInvi
         .order_by(Invitation.created_at.desc(), Invitation.id.desc())
     ).all()
     return [PendingInvitation(invitation, name) for invitation, name in rows]
+
+
+def get_membership(membership_id: Any) -> Membership | None:
+    """Return the org's membership with `membership_id` and its user, in one query."""
+    try:
+        membership_id = uuid.UUID(str(membership_id))
+    except ValueError:
+        return None
+    return db.session.scalars(
+        select(Membership)
+        .where(Membership.id == membership_id)
+        .options(joinedload(Membership.user))
+    ).one_or_none()
 
 
 def get_pending_invitation(invitation_id: uuid.UUID) -> Invitation | None:

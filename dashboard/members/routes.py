@@ -23,7 +23,7 @@ from dashboard.extensions import db
 from dashboard.members import bp, public_bp, queries, services
 from dashboard.members.forms import ConfirmForm, InviteForm, RoleForm, role_choices
 from dashboard.members.services import MemberError
-from dashboard.models import Invitation, Membership, utcnow
+from dashboard.models import Invitation, MemberRole, Membership, utcnow
 
 PAGE = "members/index.html"
 # A new invitation's link crosses the redirect after a plain POST in the session (the
@@ -39,7 +39,9 @@ def expires_in(when: dt.datetime) -> str:
 def page(status: int = 200, block: str | None = None, **context: Any) -> Response:
     """Render the members page (or one of its blocks for htmx) with everything it shows."""
     me: Membership = g.membership
-    owners = queries.owner_ids()
+    members = queries.list_members()
+    # Every membership is on the page, so the owners are read off it (no query of their own).
+    owners = sorted(m.membership.id for m in members if m.membership.role is MemberRole.OWNER)
     invite_form = context.pop("invite_form", None) or InviteForm(formdata=None)
     invite_form.role.choices = role_choices(services.assignable_roles(me))
     rows = [
@@ -49,7 +51,7 @@ def page(status: int = 200, block: str | None = None, **context: Any) -> Respons
             "removable": member.membership.id != me.id
             and services.removal_problem(me, member.membership, owners) is None,
         }
-        for member in queries.list_members()
+        for member in members
     ]
     response = htmx.render_page(
         PAGE,
@@ -110,7 +112,7 @@ def scoped(arg: str, name: str, load: Callable[[Any], Any]) -> Callable[..., Any
 
 
 def load_membership(membership_id: Any) -> Membership:
-    return tenancy.get_scoped_or_404(Membership, membership_id)
+    return queries.get_membership(membership_id) or abort(404)
 
 
 def load_pending_invitation(invitation_id: Any) -> Invitation:

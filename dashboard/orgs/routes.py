@@ -40,4 +40,4 @@ def new():
 @org_bp.get("/")
 def home():
     """Show the organisation's overview."""
-    return render_template("orgs/home.html", org=g.org, overview=queries.overview())
+    return render_template("orgs/home.html", org=g.org, overview=queries.overview(g.org.id))

@@ -33,13 +33,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, case, func, literal, or_, select, tuple_
+from sqlalchemy import Integer, Select, String, case, func, literal, or_, select, tuple_, union_all
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Subquery
 
 from dashboard.extensions import db
 from dashboard.languages import language_label
 from dashboard.models import Voice, VoiceCategory, VoiceVariant
-from dashboard.orgs.queries import capped_count
 
 PAGE_SIZE = 24
 # Best-match order can't be paged by keyset; past this many matches the page says so.
@@ -131,6 +132,8 @@ class CustomPage:
     next_cursor: str | None = None
     # Best-match order stopped at BEST_MATCHES with more matches left.
     truncated: bool = False
+    # The system voices matching the same filters, when asked for (`with_system`).
+    system: Sequence[Voice] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,21 +229,21 @@ def _matches(q: str) -> ColumnElement[bool]:
     )
 
 
-def _best_first(stmt: Select[tuple[Voice]], q: str) -> Select[tuple[Voice]]:
-    """Order `stmt` by how well each voice matches `q`, then by name."""
+def _best_first_order(q: str) -> tuple[ColumnElement[Any], ...]:
+    """Return the ORDER BY for how well each voice matches `q`, then by name."""
     if _dialect() == "postgresql":
         name_score = func.greatest(
             func.word_similarity(literal(q), Voice.name), func.similarity(literal(q), Voice.name)
         )
         description_score = func.word_similarity(literal(q), func.coalesce(Voice.description, ""))
-        return stmt.order_by(
+        return (
             func.greatest(name_score, description_score).desc(),
             name_score.desc(),
             Voice.name,
             Voice.id,
         )
     name_hit = case((Voice.name.icontains(q, autoescape=True), 0), else_=1)
-    return stmt.order_by(name_hit, Voice.name, Voice.id)
+    return (name_hit, Voice.name, Voice.id)
 
 
 def _filtered(stmt: Select[tuple[Voice]], filters: LibraryFilters) -> Select[tuple[Voice]]:
@@ -253,20 +256,20 @@ def _filtered(stmt: Select[tuple[Voice]], filters: LibraryFilters) -> Select[tup
     return stmt
 
 
-def _ordered(
-    stmt: Select[tuple[Voice]], filters: LibraryFilters, after: Cursor | None = None
-) -> Select[tuple[Voice]]:
-    """Order `stmt` as `filters` ask and, for keyset orders, start after `after`."""
+def _keyset(
+    stmt: Select[Any], filters: LibraryFilters, after: Cursor | None = None
+) -> tuple[Select[Any], tuple[ColumnElement[Any], ...]]:
+    """Return `stmt` starting after `after` (keyset orders), and the ORDER BY it needs."""
     order = filters.order
     if order is Order.BEST:
-        return _best_first(stmt, filters.q)
+        return stmt, _best_first_order(filters.q)
     if order is Order.NAME:
         if after is not None:
             stmt = stmt.where(tuple_(Voice.name, Voice.id) > tuple_(*after.key))
-        return stmt.order_by(Voice.name, Voice.id)
+        return stmt, (Voice.name, Voice.id)
     if after is not None:
         stmt = stmt.where(tuple_(Voice.created_at, Voice.id) < tuple_(*after.key))
-    return stmt.order_by(Voice.created_at.desc(), Voice.id.desc())
+    return stmt, (Voice.created_at.desc(), Voice.id.desc())
 
 
 def _custom_voices(org_id: uuid.UUID, filters: LibraryFilters) -> Select[tuple[Voice]]:
@@ -280,56 +283,97 @@ def _custom_voices(org_id: uuid.UUID, filters: LibraryFilters) -> Select[tuple[V
 
 
 def custom_voices_page(
-    org_id: uuid.UUID, filters: LibraryFilters, after: Cursor | None = None
+    org_id: uuid.UUID,
+    filters: LibraryFilters,
+    after: Cursor | None = None,
+    *,
+    with_system: bool = False,
 ) -> CustomPage:
-    """Return one page of the org's custom voices matching `filters` (one query)."""
+    """Return one page of the org's custom voices matching `filters` (one query).
+
+    `with_system`: the system voices matching the filters come in the same statement
+    (`page.system`): the custom page and the system voices are each ordered, bounded
+    and numbered in their own subquery of a `UNION ALL`, so both keep the database's
+    order (its collation, its similarity ranking) and the page pays one round trip.
+    """
+    limit = BEST_MATCHES + 1 if filters.order is Order.BEST else PAGE_SIZE + 1
+    parts = [_numbered(_custom_voices(org_id, filters), filters, after, _CUSTOM_PART, limit)]
+    if with_system:
+        system = _filtered(select(Voice).where(Voice.variant == VoiceVariant.SYSTEM), filters)
+        parts.append(_numbered(system, filters, None, _SYSTEM_PART, None))
+    rows = union_all(*(select(part) for part in parts)).subquery("library_voices")
+    voice = aliased(Voice, rows)
+    found = db.session.execute(select(voice, rows.c.part).order_by(rows.c.part, rows.c.pos)).all()
+    voices = [v for v, part in found if part == _CUSTOM_PART]
+    system_voices = [v for v, part in found if part == _SYSTEM_PART]
     if filters.order is Order.BEST:
-        stmt = _ordered(_custom_voices(org_id, filters), filters).limit(BEST_MATCHES + 1)
-        voices = db.session.scalars(stmt).all()
-        return CustomPage(voices[:BEST_MATCHES], truncated=len(voices) > BEST_MATCHES)
-    stmt = _ordered(_custom_voices(org_id, filters), filters, after).limit(PAGE_SIZE + 1)
-    voices = db.session.scalars(stmt).all()
+        return CustomPage(
+            voices[:BEST_MATCHES], truncated=len(voices) > BEST_MATCHES, system=system_voices
+        )
     if len(voices) <= PAGE_SIZE:
-        return CustomPage(voices, after=after)
+        return CustomPage(voices, after=after, system=system_voices)
     return CustomPage(
         voices[:PAGE_SIZE],
         after=after,
         next_cursor=encode_cursor(filters.order, voices[PAGE_SIZE - 1]),
+        system=system_voices,
     )
+
+
+_CUSTOM_PART, _SYSTEM_PART = 0, 1
+
+
+def _numbered(
+    stmt: Select[tuple[Voice]],
+    filters: LibraryFilters,
+    after: Cursor | None,
+    part: int,
+    limit: int | None,
+) -> Subquery:
+    """Return `stmt` ordered and bounded as a subquery, each row with its part and place."""
+    stmt, order = _keyset(stmt, filters, after)
+    numbered = stmt.add_columns(
+        literal(part, Integer).label("part"), func.row_number().over(order_by=order).label("pos")
+    ).order_by(*order)
+    if limit is not None:
+        numbered = numbered.limit(limit)
+    return numbered.subquery()
 
 
 def library(org_id: uuid.UUID, filters: LibraryFilters, page: CustomPage) -> Library:
-    """Return the rest of the library page around `page` (at most three queries)."""
-    system = db.session.scalars(
-        _ordered(
-            _filtered(select(Voice).where(Voice.variant == VoiceVariant.SYSTEM), filters),
-            filters,
-        )
-    ).all()
-    if page.after is None and page.next_cursor is None and not page.truncated:
-        total, capped = len(page.voices), False  # the whole list is on this page
-    else:
-        total, capped = capped_count(_custom_voices(org_id, filters), COUNT_CAP)
-    return Library(
-        system=system,
-        custom_total=total,
-        custom_total_capped=capped,
-        languages=language_options(org_id, filters.language),
-    )
+    """Return the rest of the library page around `page` (one query).
 
-
-def language_options(org_id: uuid.UUID, selected: str | None = None) -> list[tuple[str, str]]:
-    """Return (tag, label) for every language in the org's library, by label.
-
-    A `selected` language nobody uses any more is kept, so the filter still shows it.
+    `page` brings the system voices (`custom_voices_page(..., with_system=True)`); the
+    languages in use in the library and, when `page` isn't the whole list, the custom
+    voices' capped count come in one statement.
     """
-    tags = set(
-        db.session.scalars(
-            select(Voice.language)
-            .where(or_(Voice.org_id == org_id, Voice.org_id.is_(None)))
-            .distinct()
-        )
+    whole_list = page.after is None and page.next_cursor is None and not page.truncated
+    languages = (
+        select(Voice.language.label("language"), literal(None, Integer).label("n"))
+        .where(or_(Voice.org_id == org_id, Voice.org_id.is_(None)))
+        .distinct()
     )
+    statement: Select[Any] = languages
+    if not whole_list:
+        capped = _custom_voices(org_id, filters).limit(COUNT_CAP + 1).subquery()
+        count = select(literal(None, String).label("language"), func.count().label("n"))
+        statement = union_all(select(languages.subquery()), count.select_from(capped))
+    rows = db.session.execute(statement).all()
+    if whole_list:
+        total, is_capped = len(page.voices), False  # the whole list is on this page
+    else:
+        n = next(row.n for row in rows if row.n is not None)
+        total, is_capped = min(n, COUNT_CAP), n > COUNT_CAP
+    tags = {row.language for row in rows if row.language is not None}
+    return Library(
+        system=page.system,
+        custom_total=total,
+        custom_total_capped=is_capped,
+        languages=_language_choices(tags, filters.language),
+    )
+
+
+def _language_choices(tags: set[str], selected: str | None) -> list[tuple[str, str]]:
     if selected:
-        tags.add(selected)
+        tags = tags | {selected}
     return sorted(((tag, language_label(tag)) for tag in tags), key=lambda c: (c[1], c[0]))

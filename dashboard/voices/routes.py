@@ -47,9 +47,10 @@ def browse():
         after = queries.decode_cursor(request.args.get("after"), filters.order)
     except queries.InvalidCursor as exc:
         abort(400, f"{exc} Start again from the first page of the voice library.")
-    page = queries.custom_voices_page(g.org.id, filters, after)
+    whole_page = after is None or not htmx.wants_fragment()
+    page = queries.custom_voices_page(g.org.id, filters, after, with_system=whole_page)
     context: dict = {"org": g.org, "filters": filters, "page": page, "cards": card_options()}
-    if after is None or not htmx.wants_fragment():
+    if whole_page:
         context.update(
             library=queries.library(g.org.id, filters, page),
             categories=list(VoiceCategory),
