@@ -16,7 +16,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import create_engine, event, insert, select, text
 
-from dashboard import rls
+from dashboard import rls, tenancy
 from dashboard.extensions import db
 from dashboard.history import display, queries
 from dashboard.models import Generation, GenerationStatus, MemberRole, Organization, new_id
@@ -363,6 +363,26 @@ def test_filters_keep_their_values_and_offer_every_voice(app, as_member, filter_
     assert 'value="deleted:Zed &lt;script&gt;"' in deleted
     # The bulk form carries the filters, so "all matching" means these.
     assert '<input type="hidden" name="status" value="failed">' in page
+
+
+@pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
+def test_deleted_voice_names_are_listed_once_by_name_up_to_the_cap(app, monkeypatch, backend):
+    """The names come from a loose index scan: one step per name, however many rows."""
+    with app.app_context(), rls.operator_access("test setup"):
+        org = make_org(slug="names")
+        for name in ["Zed", "Alpha", "Mid", "Alpha", "Zed", "Alpha", "Beta"]:
+            make_generation(org, voice_name=name)
+        make_generation(org, make_voice(org, name="Alive"))  # a live voice: not a deleted name
+        db.session.commit()
+        org_id = org.id
+    with app.app_context(), tenancy.org_scope(org_id):
+        options = queries.voice_options(org_id)
+        assert list(options.deleted) == ["Alpha", "Beta", "Mid", "Zed"]
+        assert not options.deleted_capped
+        assert [name for _, name in options.custom] == ["Alive"]
+        monkeypatch.setattr(queries, "DELETED_VOICES_CAP", 2)
+        capped = queries.voice_options(org_id)
+        assert list(capped.deleted) == ["Alpha", "Beta"] and capped.deleted_capped
 
 
 def test_values_the_form_never_sends_are_ignored(as_member, world):

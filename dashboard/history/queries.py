@@ -25,9 +25,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, case, cast, func, literal, null, select, tuple_, union_all
-from sqlalchemy.orm import defer
+from sqlalchemy import Select, cast, func, literal, null, select, tuple_, union_all
+from sqlalchemy.orm import aliased, defer
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import CTE
 
 from dashboard.extensions import db
 from dashboard.models import Generation, GenerationStatus, Voice, VoiceVariant
@@ -360,45 +361,53 @@ def voice_options(org_id: uuid.UUID, selected: uuid.UUID | None = None) -> Voice
     Every system voice, then the org's first VOICE_OPTIONS_CAP custom voices by name: a
     library of thousands would otherwise cost every page a few thousand `<option>`s.
     A voice past the cap still filters through `?voice=<id>` (a shared link), and the
-    selected voice is always listed. The parts (voices, names of deleted voices, the
-    selected voice) are one `UNION ALL`, each bounded and ordered in its own subquery
-    and numbered, so the order is the database's (its collation), not Python's.
+    selected voice is always listed. The parts (system voices, custom voices, names of
+    deleted voices, the selected voice) are one `UNION ALL`, each bounded, ordered and
+    numbered in its own subquery, so the order is the database's (its collation).
     """
-    voice_order = (Voice.variant.desc(), Voice.name, Voice.id)  # SYSTEM sorts after CUSTOM
-    voices = (
-        select(
-            case((Voice.variant == VoiceVariant.SYSTEM, _SYSTEM), else_=_CUSTOM).label("part"),
-            Voice.id.label("id"),
-            Voice.name.label("name"),
-            func.row_number().over(order_by=voice_order).label("pos"),
+
+    def numbered(stmt: Select[Any], part: int, order: tuple[Any, ...], limit: int) -> Any:
+        return (
+            stmt.add_columns(
+                literal(part).label("part"), func.row_number().over(order_by=order).label("pos")
+            )
+            .order_by(*order)
+            .limit(limit)
+            .subquery()
         )
-        .where((Voice.org_id == org_id) | Voice.org_id.is_(None))
-        .order_by(*voice_order)
-        .limit(len(SYSTEM_VOICES) + VOICE_OPTIONS_CAP + 1)
-        .subquery("voice_choices")
-    )
-    # GROUP BY over the partial index (org_id, voice_name, …) WHERE voice_id IS NULL.
-    deleted = (
-        select(
-            literal(_DELETED).label("part"),
-            cast(null(), Voice.id.type).label("id"),
-            Generation.voice_name.label("name"),
-            func.row_number().over(order_by=Generation.voice_name).label("pos"),
-        )
-        .where(Generation.org_id == org_id, Generation.voice_id.is_(None))
-        .group_by(Generation.voice_name)
-        .order_by(Generation.voice_name)
-        .limit(DELETED_VOICES_CAP + 1)
-        .subquery("deleted_choices")
-    )
-    parts = [select(voices), select(deleted)]
+
+    choice = (Voice.id.label("id"), Voice.name.label("name"))
+    parts = [
+        numbered(
+            select(*choice).where(Voice.org_id.is_(None)),
+            _SYSTEM,
+            (Voice.name, Voice.id),
+            len(SYSTEM_VOICES) + 1,
+        ),
+        # Names are unique within an org: the (org_id, name) constraint's index walks them.
+        numbered(
+            select(*choice).where(Voice.org_id == org_id),
+            _CUSTOM,
+            (Voice.name,),
+            VOICE_OPTIONS_CAP + 1,
+        ),
+    ]
+    names = _deleted_voice_names(org_id)
+    deleted = select(
+        cast(null(), Voice.id.type).label("id"),
+        names.c.name,
+        literal(_DELETED).label("part"),
+        names.c.pos,
+    ).where(names.c.name.is_not(None))
+    selects = [*(select(part) for part in parts), deleted]
     if selected is not None:
-        parts.append(
-            select(literal(_SELECTED), Voice.id, Voice.name, literal(0)).where(
+        selects.append(
+            select(Voice.id, Voice.name, literal(_SELECTED), literal(0)).where(
                 Voice.id == selected, Voice.variant == VoiceVariant.CUSTOM
             )
         )
-    rows = sorted(db.session.execute(union_all(*parts)).all(), key=lambda r: (r.part, r.pos))
+    statement = union_all(*selects)
+    rows = sorted(db.session.execute(statement).all(), key=lambda r: (r.part, r.pos))
     system = [(r.id, r.name) for r in rows if r.part == _SYSTEM]
     every_custom = [(r.id, r.name) for r in rows if r.part == _CUSTOM]
     deleted_names = [r.name for r in rows if r.part == _DELETED]
@@ -415,6 +424,34 @@ def voice_options(org_id: uuid.UUID, selected: uuid.UUID | None = None) -> Voice
         deleted_capped=len(deleted_names) > DELETED_VOICES_CAP,
         ids=frozenset(ids),
         custom_capped=len(every_custom) > VOICE_OPTIONS_CAP,
+    )
+
+
+def _deleted_voice_names(org_id: uuid.UUID) -> CTE:
+    """Return a CTE of deleted voices' distinct names, by name (DELETED_VOICES_CAP + 1 at most).
+
+    A loose index scan: each step asks the partial index (org_id, voice_name, …) WHERE
+    voice_id IS NULL for the first name after the last one, so the cost follows the
+    number of names, not the number of generations that carry them (a DISTINCT would
+    read every such generation).
+    """
+
+    def first_name_after(after: Any = None) -> Any:
+        later = aliased(Generation)
+        stmt = select(func.min(later.voice_name)).where(
+            later.org_id == org_id, later.voice_id.is_(None)
+        )
+        if after is not None:
+            stmt = stmt.where(later.voice_name > after)
+        return stmt.scalar_subquery()
+
+    names = select(first_name_after().label("name"), literal(1).label("pos")).cte(
+        "deleted_voice_names", recursive=True
+    )
+    return names.union_all(
+        select(first_name_after(names.c.name), names.c.pos + 1).where(
+            names.c.name.is_not(None), names.c.pos <= DELETED_VOICES_CAP
+        )
     )
 
 
