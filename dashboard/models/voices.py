@@ -59,6 +59,9 @@ class Voice(TimestampMixin, Base):
         # Keyset paging of an org's library by "newest" walks this index backwards;
         # "name" paging uses the unique (org_id, name) index above.
         Index("ix_voices_org_id_created_at_id", "org_id", "created_at", "id"),
+        # The library's language filter lists the languages in use by a loose scan of
+        # this index: one step per language, not one per voice.
+        Index("ix_voices_org_id_language", "org_id", "language"),
         # Typo-tolerant search (pg_trgm, migration 0004). Declared here so `flask db
         # check` sees no drift; SQLite ignores the PostgreSQL options and gets plain
         # B-tree indexes, which its substring search doesn't use but which are cheap.

@@ -27,16 +27,30 @@ import base64
 import binascii
 import datetime as dt
 import enum
+import functools
 import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Integer, Select, String, case, func, literal, or_, select, tuple_, union_all
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    bindparam,
+    case,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import Subquery
+from sqlalchemy.sql.selectable import CTE, Subquery
 
 from dashboard.extensions import db
 from dashboard.languages import language_label
@@ -301,11 +315,14 @@ def custom_voices_page(
     if with_system:
         system = _filtered(select(Voice).where(Voice.variant == VoiceVariant.SYSTEM), filters)
         parts.append(_numbered(system, filters, None, _SYSTEM_PART, None))
-    rows = union_all(*(select(part) for part in parts)).subquery("library_voices")
-    voice = aliased(Voice, rows)
-    found = db.session.execute(select(voice, rows.c.part).order_by(rows.c.part, rows.c.pos)).all()
-    voices = [v for v, part in found if part == _CUSTOM_PART]
-    system_voices = [v for v, part in found if part == _SYSTEM_PART]
+    statement = union_all(*(select(part) for part in parts)).order_by(
+        literal_column("part"), literal_column("pos")
+    )
+    # from_statement maps the rows onto Voice directly (an aliased() entity over the
+    # union would cost more to build than the query takes to run).
+    found = db.session.scalars(select(Voice).from_statement(statement)).all()
+    voices = [v for v in found if not v.is_system]
+    system_voices = [v for v in found if v.is_system]
     if filters.order is Order.BEST:
         return CustomPage(
             voices[:BEST_MATCHES], truncated=len(voices) > BEST_MATCHES, system=system_voices
@@ -348,17 +365,29 @@ def library(org_id: uuid.UUID, filters: LibraryFilters, page: CustomPage) -> Lib
     voices' capped count come in one statement.
     """
     whole_list = page.after is None and page.next_cursor is None and not page.truncated
-    languages = (
-        select(Voice.language.label("language"), literal(None, Integer).label("n"))
-        .where(or_(Voice.org_id == org_id, Voice.org_id.is_(None)))
-        .distinct()
-    )
-    statement: Select[Any] = languages
+    custom_languages = _languages_in_use()
+    system_languages = (
+        select(Voice.language.label("language")).where(Voice.org_id.is_(None)).distinct()
+    ).subquery()
+    no_count = literal(None, Integer).label("n")
+    parts: list[Select[Any]] = [
+        select(custom_languages.c.language, no_count).where(
+            custom_languages.c.language.is_not(None)
+        ),
+        select(system_languages.c.language, no_count),
+    ]
     if not whole_list:
-        capped = _custom_voices(org_id, filters).limit(COUNT_CAP + 1).subquery()
-        count = select(literal(None, String).label("language"), func.count().label("n"))
-        statement = union_all(select(languages.subquery()), count.select_from(capped))
-    rows = db.session.execute(statement).all()
+        # Ids only, and no variant test (an org's voices are all custom: the CHECK
+        # constraint `variant_matches_org`), so an index answers it without the table.
+        ids = _filtered(select(Voice.id).where(Voice.org_id == org_id), filters)
+        capped = ids.limit(COUNT_CAP + 1).subquery()
+        parts.append(
+            select(literal(None, String).label("language"), func.count().label("n")).select_from(
+                capped
+            )
+        )
+    statement = union_all(*parts)
+    rows = db.session.execute(statement, {"languages_org": org_id}).all()
     if whole_list:
         total, is_capped = len(page.voices), False  # the whole list is on this page
     else:
@@ -370,6 +399,30 @@ def library(org_id: uuid.UUID, filters: LibraryFilters, page: CustomPage) -> Lib
         custom_total=total,
         custom_total_capped=is_capped,
         languages=_language_choices(tags, filters.language),
+    )
+
+
+@functools.cache
+def _languages_in_use() -> CTE:
+    """Return a CTE of the languages of one org's custom voices, one row per language.
+
+    A loose scan of the (org_id, language) index: each step asks for the first language
+    after the last one, so the cost follows the number of languages, not of voices. The
+    org is the bound parameter `languages_org`; the CTE is built once per process
+    (building it costs more than running it).
+    """
+    org = bindparam("languages_org", type_=Voice.org_id.type)
+
+    def first_after(after: Any = None) -> Any:
+        later = aliased(Voice)
+        stmt = select(func.min(later.language)).where(later.org_id == org)
+        if after is not None:
+            stmt = stmt.where(later.language > after)
+        return stmt.scalar_subquery()
+
+    found = select(first_after().label("language")).cte("languages_in_use", recursive=True)
+    return found.union_all(
+        select(first_after(found.c.language)).where(found.c.language.is_not(None))
     )
 
 
