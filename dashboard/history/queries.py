@@ -18,6 +18,7 @@ import base64
 import binascii
 import dataclasses
 import datetime as dt
+import functools
 import json
 import re
 import uuid
@@ -25,7 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, cast, func, literal, null, select, tuple_, union_all
+from sqlalchemy import Select, bindparam, cast, func, literal, null, select, tuple_, union_all
 from sqlalchemy.orm import aliased, defer
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE
@@ -392,7 +393,7 @@ def voice_options(org_id: uuid.UUID, selected: uuid.UUID | None = None) -> Voice
             VOICE_OPTIONS_CAP + 1,
         ),
     ]
-    names = _deleted_voice_names(org_id)
+    names = _deleted_voice_names()
     deleted = select(
         cast(null(), Voice.id.type).label("id"),
         names.c.name,
@@ -407,7 +408,10 @@ def voice_options(org_id: uuid.UUID, selected: uuid.UUID | None = None) -> Voice
             )
         )
     statement = union_all(*selects)
-    rows = sorted(db.session.execute(statement).all(), key=lambda r: (r.part, r.pos))
+    found = db.session.execute(
+        statement, {"deleted_names_org": org_id, "deleted_names_cap": DELETED_VOICES_CAP}
+    ).all()
+    rows = sorted(found, key=lambda r: (r.part, r.pos))
     system = [(r.id, r.name) for r in rows if r.part == _SYSTEM]
     every_custom = [(r.id, r.name) for r in rows if r.part == _CUSTOM]
     deleted_names = [r.name for r in rows if r.part == _DELETED]
@@ -427,19 +431,23 @@ def voice_options(org_id: uuid.UUID, selected: uuid.UUID | None = None) -> Voice
     )
 
 
-def _deleted_voice_names(org_id: uuid.UUID) -> CTE:
+@functools.cache
+def _deleted_voice_names() -> CTE:
     """Return a CTE of deleted voices' distinct names, by name (DELETED_VOICES_CAP + 1 at most).
 
     A loose index scan: each step asks the partial index (org_id, voice_name, …) WHERE
     voice_id IS NULL for the first name after the last one, so the cost follows the
     number of names, not the number of generations that carry them (a DISTINCT would
-    read every such generation).
+    read every such generation). The org and the cap are the bound parameters
+    `deleted_names_org` and `deleted_names_cap`; the CTE is built once per process
+    (building it costs more than running it).
     """
+    org = bindparam("deleted_names_org", type_=Generation.org_id.type)
 
     def first_name_after(after: Any = None) -> Any:
         later = aliased(Generation)
         stmt = select(func.min(later.voice_name)).where(
-            later.org_id == org_id, later.voice_id.is_(None)
+            later.org_id == org, later.voice_id.is_(None)
         )
         if after is not None:
             stmt = stmt.where(later.voice_name > after)
@@ -450,7 +458,7 @@ def _deleted_voice_names(org_id: uuid.UUID) -> CTE:
     )
     return names.union_all(
         select(first_name_after(names.c.name), names.c.pos + 1).where(
-            names.c.name.is_not(None), names.c.pos <= DELETED_VOICES_CAP
+            names.c.name.is_not(None), names.c.pos <= bindparam("deleted_names_cap")
         )
     )
 
