@@ -37,6 +37,9 @@ class Organization(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(100))
     # Characters the org may generate per calendar month (UTC); NULL: unlimited.
     monthly_character_limit: Mapped[int | None]
+    # Bumped whenever the org's analytics snapshots change (`upsert_snapshots`): part of
+    # the analytics page's cache key, so a cached past period is never served stale.
+    analytics_revision: Mapped[int] = mapped_column(default=0, server_default="0")
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="org", cascade="all, delete-orphan", passive_deletes=True
