@@ -1,11 +1,14 @@
-"""Read the analytics page's figures: past days from snapshots, today live.
+"""Read the analytics page's figures: past days from snapshots (cached), today live.
 
-A page costs a constant number of statements whatever the period and the number of
-generations: one read of `analytics_snapshots` covering the period *and* the previous
-period of equal length (the KPI comparison), `snapshots.figures_for_day` for today
-when the period reaches today (generations are only read for that one day), one look-up
-of the voices the breakdowns name (current names; voices deleted since are "(deleted)")
-and one of the members they name (people who left count as "Former members").
+A page costs at most two statements whatever the period and the number of
+generations. Past days (before today) change only when their snapshots are written,
+so they are added up once per process and org revision (`past_figures`: one read of
+`analytics_snapshots` covering the period *and* the previous period of equal length,
+the KPI comparison) and kept as sums in an LRU cache. Every request then runs one
+statement (`read_live`): today's generations grouped as the snapshots group them, the
+current names of the voices and members the past days name (voices deleted since are
+"(deleted)", people no longer members count as "Former members") and, for the quota
+bar, the month's characters.
 
 A past day without a snapshot row counts as zeros, and the page says how many there
 were — `flask analytics snapshot` may not have run yet. Days before the organisation
@@ -15,28 +18,50 @@ existed are zeros for real and don't count as missing.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+import threading
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from itertools import chain
-from operator import itemgetter, methodcaller
+from dataclasses import dataclass, replace
+from itertools import chain, compress
+from operator import methodcaller
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    String,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 
 from dashboard.analytics.snapshots import (
     DELETED_CATEGORY,
     DELETED_PREFIX,
     FIGURE_FIELDS,
     FORMER_MEMBER,
+    Builder,
     DayFigures,
-    figures_for_day,
+    day_bounds,
+    generation_groups,
 )
 from dashboard.extensions import db
+from dashboard.generations.queries import Usage, month_start, next_month
 from dashboard.models import (
     AnalyticsSnapshot,
+    Generation,
+    GenerationStatus,
     Membership,
     Organization,
     User,
@@ -250,17 +275,13 @@ def span(start: dt.date, end: dt.date) -> str:
 
 @dataclass(slots=True)
 class Totals:
-    """Figures added up over some days; `voices` holds the keys of voices used."""
+    """Figures added up over some days; `active_voices`: distinct voices with a success."""
 
     succeeded: int = 0
     failed: int = 0
     characters: int = 0
     audio_ms: int = 0
-    voices: set[str] = field(default_factory=set)
-
-    @property
-    def active_voices(self) -> int:
-        return len(self.voices)
+    active_voices: int = 0
 
     @property
     def audio_minutes(self) -> float:
@@ -369,6 +390,7 @@ class Analytics:
     missing_days: int
     missing_previous_days: int
     live: bool = False  # the period includes today, whose figures are still growing
+    usage: Usage | None = None  # this month's characters, when asked for (the quota bar)
 
     @property
     def empty(self) -> bool:
@@ -411,50 +433,207 @@ def minutes(audio_ms: int) -> str:
     return f"{audio_ms / 60_000:,.1f}"
 
 
-def analytics(org: Organization, period: Period, today: dt.date) -> Analytics:
+def analytics(
+    org: Organization, period: Period, today: dt.date, *, with_usage: bool = False
+) -> Analytics:
     """Return the org's figures for `period` and the period before it.
 
-    Past days come from one read of the snapshots; today, when in the period, from
-    `figures_for_day` (the request is in the org's scope already).
+    Past days come from `past_figures` (cached per process, keyed by the org's
+    `analytics_revision`; one snapshot read on a miss); today, the current names of
+    what the past days name and, with `with_usage`, the month's quota usage from
+    one more statement (`read_live`). At most two statements whatever the period.
     """
+    past = past_figures(org.id, org.analytics_revision, period, today)
+    live_day = today if period.end >= today else None
+    live = read_live(
+        org.id,
+        live_day,
+        voice_ids=past.voice_ids,
+        member_ids=past.member_ids,
+        usage_since=month_start() if with_usage else None,
+    )
+    return _assemble(org, period, today, past, live)
+
+
+# ---------------------------------------------------------------- the past, cached
+
+CACHE_ENTRIES = 64  # views kept per process (LRU)
+CACHE_WEIGHT = 400_000  # and at most this many breakdown keys and buckets in all of them
+
+
+@dataclass(frozen=True, slots=True)
+class Sums:
+    """Counts added up over some days; bit i of `voices`: voice key i had a success."""
+
+    succeeded: int = 0
+    failed: int = 0
+    characters: int = 0
+    audio_ms: int = 0
+    voices: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PastFigures:
+    """The snapshot days of a view (the period and the one before, up to yesterday), added up.
+
+    What the cache holds: sums and key sets, never the days' decoded breakdowns. Keys
+    are the snapshots' own (voice id or `deleted:<name>`, user id or "former"); which
+    voices and members are gone *now* is decided per request from current names, so
+    a cached entry stays right when a voice is deleted or a member leaves. Voices used
+    are bit masks over `voice_keys` (a few hundred bytes per bucket, not a set each).
+    """
+
+    days: frozenset[dt.date]  # days with a snapshot row
+    voice_keys: dict[str, int]  # key → its bit, in the order first seen (days ascending)
+    voice_ids: dict[uuid.UUID, str]  # the keys that are voice ids, parsed once
+    member_ids: dict[uuid.UUID, str]  # by_member keys that are user ids
+    gone_names: dict[str, str]  # id key → the name its latest snapshot recorded
+    buckets: tuple[Sums, ...]  # past days only, one per bucket of the period
+    current: Sums
+    previous: Sums
+    by_voice: dict[str, list[int]]  # the period's past days: [generations, failed, …]
+    by_category: dict[str, list[int]]
+    by_member: dict[str, list[int]]
+
+    @property
+    def weight(self) -> int:
+        """Return roughly how much this entry holds (breakdown keys and buckets)."""
+        return (
+            len(self.voice_keys)
+            + len(self.by_voice)
+            + len(self.by_member)
+            + len(self.by_category)
+            + len(self.buckets)
+        )
+
+
+_past_cache: OrderedDict[tuple[Any, ...], PastFigures] = OrderedDict()
+_past_weight = 0
+_past_lock = threading.Lock()
+
+
+def past_figures(org_id: uuid.UUID, revision: int, period: Period, today: dt.date) -> PastFigures:
+    """Return the view's past days added up, from the in-process cache when seen before.
+
+    Past days change only when their snapshots are written, which bumps the org's
+    `analytics_revision` in the same transaction: the revision is part of the key, so
+    an entry made before a write can't be served after it (it ages out of the LRU).
+    A request that read the old revision but the new rows caches them under the old
+    key, which no request after the write asks for again.
+    """
+    last = min(period.end, today - dt.timedelta(days=1))
+    key = (org_id, revision, period.start, period.end, period.grouping, last)
+    with _past_lock:
+        found = _past_cache.get(key)
+        if found is not None:
+            _past_cache.move_to_end(key)
+            return found
+    found = add_up_past(org_id, period, last)
+    _remember(key, found)
+    return found
+
+
+def _remember(key: tuple[Any, ...], entry: PastFigures) -> None:
+    global _past_weight
+    with _past_lock:
+        replaced = _past_cache.pop(key, None)
+        if replaced is not None:
+            _past_weight -= replaced.weight
+        _past_cache[key] = entry
+        _past_weight += entry.weight
+        while len(_past_cache) > 1 and (
+            len(_past_cache) > CACHE_ENTRIES or _past_weight > CACHE_WEIGHT
+        ):
+            _, evicted = _past_cache.popitem(last=False)
+            _past_weight -= evicted.weight
+
+
+def clear_cache() -> None:
+    """Forget every cached past period (tests, and measuring a cold page)."""
+    global _past_weight
+    with _past_lock:
+        _past_cache.clear()
+        _past_weight = 0
+
+
+_GENERATIONS_OF = methodcaller("get", "generations")
+_TALLY_FIELDS = ("generations", "failed", "characters", "audio_ms")
+
+
+def add_up_past(org_id: uuid.UUID, period: Period, last: dt.date) -> PastFigures:
+    """Read the snapshots from the previous period's start to `last` and add them up (one query)."""
     previous_start, previous_end = period.previous
-    last_stored = min(period.end, today - dt.timedelta(days=1))
-    days = snapshot_days(org.id, previous_start, last_stored)
-    if period.end >= today:
-        days[today] = figures_for_day(today, [org.id]).get(org.id, DayFigures())
-    names = _Names.look_up(org.id, days.values())
-    # Each day's voices used, merged once: buckets, current and previous share them.
-    used = {day: names.voices_used(figures) for day, figures in days.items()}
+    ordered = sorted(snapshot_days(org_id, previous_start, last).items())
+    voice_keys = {
+        key: bit
+        for bit, key in enumerate(
+            dict.fromkeys(chain.from_iterable(f.by_voice or {} for _, f in ordered))
+        )
+    }
+    buckets = period.buckets()
+    bucket_days: list[list[DayFigures]] = [[] for _ in buckets]
+    previous_days: list[DayFigures] = []
+    slot = 0
+    for day, figures in ordered:
+        if day < period.start:
+            previous_days.append(figures)
+            continue
+        while buckets[slot].end < day:
+            slot += 1
+        bucket_days[slot].append(figures)
+    in_period = list(chain.from_iterable(bucket_days))
 
-    buckets = [
-        BucketFigures(bucket, _totals(days, used, bucket.start, bucket.end))
-        for bucket in period.buckets()
-    ]
-    current = _totals(days, used, period.start, period.end)
-    previous = _totals(days, used, previous_start, previous_end)
-    in_period = [figures for day, figures in days.items() if period.start <= day <= period.end]
+    def sums(days: list[DayFigures]) -> tuple[Sums, set[str]]:
+        used: set[str] = set()
+        for figures in days:
+            breakdown = figures.by_voice or {}
+            used.update(compress(breakdown, map(_GENERATIONS_OF, breakdown.values())))
+        return Sums(
+            sum(f.generations_succeeded for f in days),
+            sum(f.generations_failed for f in days),
+            sum(f.characters for f in days),
+            sum(f.audio_ms for f in days),
+            _mask(used, voice_keys),
+        ), used
 
-    since = org.created_at.astimezone(dt.UTC).date() if org.created_at else dt.date.min
+    bucket_sums = []
+    used_in_period: set[str] = set()
+    for days in bucket_days:
+        found, used = sums(days)
+        bucket_sums.append(found)
+        used_in_period |= used
+    previous, _ = sums(previous_days)
+    current = Sums(
+        sum(b.succeeded for b in bucket_sums),
+        sum(b.failed for b in bucket_sums),
+        sum(b.characters for b in bucket_sums),
+        sum(b.audio_ms for b in bucket_sums),
+        _mask(used_in_period, voice_keys),
+    )
 
-    def missing(first: dt.date, last: dt.date) -> int:
-        first = max(first, since)
-        last = min(last, today - dt.timedelta(days=1))
-        span_days = (last - first).days + 1
-        present = sum(1 for day in days if first <= day <= last)
-        return max(0, span_days - present)
-
-    return Analytics(
-        period=period,
-        previous_period=(previous_start, previous_end),
-        buckets=buckets,
+    # Each voice id's latest recorded name, for when the voice has been deleted since:
+    # the days are walked newest first, and each key is looked at once.
+    gone_names: dict[str, str] = {}
+    seen: set[str] = set()
+    for _, figures in reversed(ordered):
+        breakdown = figures.by_voice or {}
+        for key in breakdown.keys() - seen:
+            if not key.startswith(DELETED_PREFIX):
+                gone_names[key] = breakdown[key].get("name") or "Unknown voice"
+        seen.update(breakdown)
+    member_keys = dict.fromkeys(chain.from_iterable(f.by_member or {} for _, f in ordered))
+    return PastFigures(
+        days=frozenset(day for day, _ in ordered),
+        voice_keys=voice_keys,
+        voice_ids=_ids(gone_names),
+        member_ids=_ids(key for key in member_keys if key != FORMER_MEMBER),
+        gone_names=gone_names,
+        buckets=tuple(bucket_sums),
         current=current,
         previous=previous,
-        voices=names.voice_shares(in_period),
-        categories=_category_shares(in_period),
-        members=names.member_shares(in_period),
-        missing_days=missing(period.start, period.end),
-        missing_previous_days=missing(previous_start, previous_end),
-        live=period.end >= today,
+        by_voice=_sum_tallies(f.by_voice or {} for f in in_period),
+        by_category=_sum_tallies(f.by_category or {} for f in in_period),
+        by_member=_sum_tallies(f.by_member or {} for f in in_period),
     )
 
 
@@ -473,28 +652,344 @@ def snapshot_days(org_id: uuid.UUID, first: dt.date, last: dt.date) -> dict[dt.d
     return {day: DayFigures(*values) for day, *values in rows}
 
 
-def _totals(
-    days: Mapping[dt.date, DayFigures],
-    used: Mapping[dt.date, set[str]],
-    first: dt.date,
-    last: dt.date,
-) -> Totals:
-    totals = Totals()
-    for day, figures in days.items():
-        if not first <= day <= last:
-            continue
-        totals.succeeded += figures.generations_succeeded
-        totals.failed += figures.generations_failed
-        totals.characters += figures.characters
-        totals.audio_ms += figures.audio_ms
-        totals.voices |= used[day]
-    return totals
+def _mask(keys: Iterable[str], bits: Mapping[str, int]) -> int:
+    """Return the bit mask of `keys` (each key once: the sum is the OR)."""
+    return sum(map((1).__lshift__, map(bits.__getitem__, keys)))
+
+
+def _ids(keys: Iterable[str]) -> dict[uuid.UUID, str]:
+    found = {}
+    for key in keys:
+        try:
+            found[uuid.UUID(key)] = key
+        except ValueError:
+            continue  # "deleted:<name>", "former", or something no row can match
+    return found
+
+
+# ------------------------------------------------------------------ today, live
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """What `read_live` found: today's figures and the current names of what is shown.
+
+    `today` is exactly `figures_for_day(today)` for the org except `custom_voices` and
+    `members`, which the page doesn't show (left at 0).
+    """
+
+    today: DayFigures | None
+    voices: dict[str, tuple[str, str]]  # voice key → (current name, "System" | "Custom")
+    members: dict[str, str]  # user id key → display name, for current members only
+    characters_this_month: int | None = None
+
+
+# The live statement's columns: one layout for every branch of its UNION ALL.
+_LIVE_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("voice_id", Uuid()),
+    ("voice_name", String()),
+    ("current_voice_name", String()),
+    ("category", Voice.__table__.c.category.type),
+    ("variant", Voice.__table__.c.variant.type),
+    ("created_by", Uuid()),
+    ("display_name", String()),
+    ("member_id", Uuid()),
+    ("status", Generation.__table__.c.status.type),
+    ("generations", BigInteger()),
+    ("characters", BigInteger()),
+    ("audio_ms", BigInteger()),
+)
+
+
+def _branch(kind: str, **columns: Any) -> list[Any]:
+    """Return a SELECT list in `_LIVE_COLUMNS`' layout; columns not given are typed NULLs."""
+    unknown = columns.keys() - {name for name, _ in _LIVE_COLUMNS}
+    assert not unknown, unknown
+    return [
+        literal_column(f"'{kind}'", String()).label("kind"),
+        *(columns.get(name, cast(null(), type_)).label(name) for name, type_ in _LIVE_COLUMNS),
+    ]
+
+
+def read_live(
+    org_id: uuid.UUID,
+    day: dt.date | None,
+    *,
+    voice_ids: Mapping[uuid.UUID, str] | None = None,
+    member_ids: Mapping[uuid.UUID, str] | None = None,
+    usage_since: dt.datetime | None = None,
+) -> Live:
+    """Read everything the page needs besides the snapshots in one statement (UNION ALL).
+
+    - `day`'s (today's) generations grouped as `figures_for_day` groups them (the same
+      `snapshots.generation_groups` query, on one range of the org's history index),
+      each group with its creator's membership;
+    - the current name and variant of each voice in `voice_ids`, and the display name
+      of each user in `member_ids` who is still a member (both map an id to the key
+      the snapshots name it by);
+    - with `usage_since`, the characters of the org's generations since then that
+      didn't fail: `generations.queries.usage`'s definition, saving its statement.
+
+    Each branch states the org itself (the tenant filter is skipped, see below);
+    row-level security applies on top.
+    """
+    dialect = db.session.get_bind().dialect.name
+    branches = []
+    if day is not None:
+        start, end = day_bounds(day)
+        groups = generation_groups(select().where(Generation.org_id == org_id), start, end)
+        groups = groups.subquery("today_groups")
+        branches.append(
+            select(
+                *_branch(
+                    "today",
+                    **{name: groups.c[name] for name, _ in _LIVE_COLUMNS if name != "member_id"},
+                    member_id=Membership.user_id,
+                )
+            ).outerjoin(
+                Membership,
+                and_(Membership.user_id == groups.c.created_by, Membership.org_id == org_id),
+            )
+        )
+    if voice_ids:
+        # One row: a JSON array of [id, name, variant] (a busy org's past names
+        # hundreds of voices; one row each costs more in the driver than in the database).
+        json_agg, json_array = (
+            (func.json_agg, func.json_build_array)
+            if dialect == "postgresql"
+            else (func.json_group_array, func.json_array)
+        )
+        names = json_agg(json_array(Voice.id, Voice.name, Voice.variant))
+        branches.append(
+            select(*_branch("voices", current_voice_name=cast(names, String()))).where(
+                _among(Voice.id, voice_ids, dialect),
+                or_(Voice.org_id == org_id, Voice.org_id.is_(None)),
+            )
+        )
+    if member_ids:
+        branches.append(
+            select(
+                *_branch(
+                    "member",
+                    created_by=Membership.user_id,
+                    display_name=User.display_name,
+                    member_id=Membership.user_id,
+                )
+            )
+            .join(User, User.id == Membership.user_id)
+            .where(
+                Membership.org_id == org_id,
+                _among(Membership.user_id, member_ids, dialect),
+            )
+        )
+    if usage_since is not None:
+        branches.append(
+            select(
+                *_branch("usage", characters=func.coalesce(func.sum(Generation.character_count), 0))
+            ).where(
+                Generation.org_id == org_id,
+                Generation.created_at >= usage_since,
+                Generation.status != GenerationStatus.FAILED,
+            )
+        )
+    # Every branch names the org itself (the tests prove it on SQLite, where nothing
+    # else would), so the tenant filter's loader criteria, which cost more to attach
+    # to this compound statement than the statement costs to run, are left out;
+    # row-level security still applies on PostgreSQL.
+    statement = union_all(*branches).execution_options(skip_tenant_scope=True)
+    rows = db.session.execute(statement).all() if branches else []
+
+    builder = Builder() if day is not None else None
+    voices: dict[str, tuple[str, str]] = {}
+    members: dict[str, str] = {}
+    today_members: set[uuid.UUID] = set()
+    used = None
+    # Positions in `_branch`'s layout: kind first, then `_LIVE_COLUMNS` in order.
+    for row in rows:
+        kind = row[0]
+        if kind == "today":
+            assert builder is not None
+            builder.add(row)
+            if row[8] is not None:  # member_id: the creator is still a member
+                today_members.add(row[8])
+        elif kind == "voices":
+            assert voice_ids is not None
+            by_text = {key.replace("-", ""): key for key in voice_ids.values()}
+            for voice_id, name, variant in json.loads(row[3] or "[]"):
+                voices[by_text[voice_id.replace("-", "")]] = (name, _KINDS[variant])
+        elif kind == "member":
+            assert member_ids is not None
+            members[member_ids[row[6]]] = row[7]
+        else:
+            used = int(row[11] or 0)
+    today = None
+    if builder is not None:
+        today = builder.figures(custom_voices=0, members=0)
+        for key, tally in today.by_voice.items():
+            if tally["variant"] is not None:  # a voice that still exists
+                voices[key] = (tally["name"], _KINDS[tally["variant"]])
+        for user_id in today_members:
+            members[str(user_id)] = today.by_member[str(user_id)]["name"]
+    return Live(today, voices, members, used)
+
+
+_KINDS = {str(VoiceVariant.SYSTEM): "System", str(VoiceVariant.CUSTOM): "Custom"}
+
+
+def _among(column: Any, values: Iterable[uuid.UUID], dialect: str) -> Any:
+    """Return "column is one of `values`", as one parameter on PostgreSQL.
+
+    `IN (…)` would send one parameter per id (hundreds for a busy org), which costs
+    more to bind than the look-up itself.
+    """
+    if dialect == "postgresql":
+        # One text parameter, split by the server: binding a uuid[] of hundreds of
+        # elements costs more in the driver than the look-up costs in the database.
+        joined = bindparam(None, ",".join(map(str, values)), type_=String())
+        return column == any_(cast(func.string_to_array(joined, ","), ARRAY(Uuid())))
+    return column.in_(list(values))
+
+
+# --------------------------------------------------------------- past + today
+
+
+def _assemble(
+    org: Organization, period: Period, today: dt.date, past: PastFigures, live: Live
+) -> Analytics:
+    """Merge today's live figures onto the cached past, with current names."""
+    voices = live.voices
+    figures = live.today
+
+    def voice_key(key: str) -> str:
+        """Return one key per voice: its id while it exists, else `deleted:<name>`.
+
+        Days snapshotted before a voice was deleted name it by id, later ones by
+        `deleted:<name>`; both end up under the latter (the name its latest snapshot
+        recorded).
+        """
+        if key in voices or key.startswith(DELETED_PREFIX):
+            return key
+        return f"{DELETED_PREFIX}{past.gone_names.get(key, 'Unknown voice')}"
+
+    # Voices used: bit masks over the past's keys, today's new keys after them.
+    bits = past.voice_keys
+    extra: dict[str, int] = {}
+    today_mask = 0
+    if figures is not None:
+        for key, tally in figures.by_voice.items():
+            if tally["generations"]:
+                bit = bits.get(key)
+                if bit is None:
+                    bit = extra.setdefault(key, len(bits) + len(extra))
+                today_mask |= 1 << bit
+    # Keys whose voice is gone since their days were snapshotted merge under a name,
+    # possibly with another key: only masks holding one need counting key by key.
+    strays = _mask((k for k in past.gone_names if k not in voices), bits)
+    every_key: list[str] = []
+
+    def active(mask: int) -> int:
+        if not mask & strays:
+            return mask.bit_count()
+        if not every_key:
+            every_key.extend([*bits, *extra])
+        return len({voice_key(every_key[i]) for i in range(mask.bit_length()) if mask >> i & 1})
+
+    def totals(sums: Sums, add_today: bool = False) -> Totals:
+        found = Totals(sums.succeeded, sums.failed, sums.characters, sums.audio_ms)
+        mask = sums.voices
+        if add_today and figures is not None:
+            found.succeeded += figures.generations_succeeded
+            found.failed += figures.generations_failed
+            found.characters += figures.characters
+            found.audio_ms += figures.audio_ms
+            mask |= today_mask
+        found.active_voices = active(mask)
+        return found
+
+    buckets = [
+        BucketFigures(bucket, totals(sums, add_today=bucket.start <= today <= bucket.end))
+        for bucket, sums in zip(period.buckets(), past.buckets, strict=True)
+    ]
+
+    def shares(
+        stored: Mapping[str, list[int]],
+        live_tallies: Mapping[str, Mapping[str, Any]] | None,
+        merge: Callable[[str], str],
+    ) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        for key, row in stored.items():
+            merged = merge(key)
+            into = found.get(merged)
+            if into is None:
+                found[merged] = list(row)
+            else:
+                for n, value in enumerate(row):
+                    into[n] += value
+        for key, tally in (live_tallies or {}).items():
+            row = [int(tally[name] or 0) for name in _TALLY_FIELDS]
+            merged = merge(key)
+            into = found.get(merged)
+            if into is None:
+                found[merged] = row
+            else:
+                for n, value in enumerate(row):
+                    into[n] += value
+        return found
+
+    voice_shares = []
+    for key, row in shares(past.by_voice, figures and figures.by_voice, voice_key).items():
+        if key in voices:
+            name, kind = voices[key]
+        else:
+            name, kind = key.removeprefix(DELETED_PREFIX), "Deleted"
+        voice_shares.append(Share(key, name, kind, *row))
+    members = live.members
+    member_sums = shares(
+        past.by_member,
+        figures and figures.by_member,
+        lambda key: key if key in members else FORMER_MEMBER,
+    )
+    category_sums = shares(past.by_category, figures and figures.by_category, lambda key: key)
+
+    previous_start, previous_end = period.previous
+    since = org.created_at.astimezone(dt.UTC).date() if org.created_at else dt.date.min
+
+    def missing(first: dt.date, last: dt.date) -> int:
+        first = max(first, since)
+        last = min(last, today - dt.timedelta(days=1))
+        span_days = (last - first).days + 1
+        present = sum(1 for day in past.days if first <= day <= last)
+        return max(0, span_days - present)
+
+    usage = None
+    if live.characters_this_month is not None:
+        start = month_start()
+        usage = Usage(live.characters_this_month, org.monthly_character_limit, next_month(start))
+    return Analytics(
+        period=period,
+        previous_period=(previous_start, previous_end),
+        buckets=buckets,
+        current=totals(past.current, add_today=period.end >= today),
+        previous=totals(past.previous),
+        voices=_ranked(voice_shares, "generations"),
+        categories=_ranked(
+            (Share(k, category_label(k), "", *row) for k, row in category_sums.items()),
+            "generations",
+        ),
+        members=_ranked(
+            (Share(k, members.get(k, FORMER_MEMBERS), "", *row) for k, row in member_sums.items()),
+            "characters",
+        ),
+        missing_days=missing(period.start, period.end),
+        missing_previous_days=missing(previous_start, previous_end),
+        live=period.end >= today,
+        usage=usage,
+    )
 
 
 _COUNTS = tuple(
     methodcaller("get", name) for name in ("generations", "failed", "characters", "audio_ms")
 )
-_GENERATIONS = itemgetter("generations")
 
 
 def _sum_tallies(
@@ -579,12 +1074,6 @@ def _sum_exactly(
     return sums
 
 
-def _category_shares(days: Iterable[DayFigures]) -> list[Share]:
-    sums = _sum_tallies(figures.by_category or {} for figures in days)
-    shares = [Share(key, category_label(key), "", *row) for key, row in sums.items()]
-    return _ranked(shares, "generations")
-
-
 def category_label(key: str) -> str:
     """Return the name people read for a `by_category` key."""
     if key == DELETED_CATEGORY:
@@ -599,103 +1088,3 @@ def _ranked(shares: Iterable[Share], by: str) -> list[Share]:
     """Return the shares with something to show, largest first (then by name)."""
     kept = [s for s in shares if s.generations or s.failed]
     return sorted(kept, key=lambda s: (-getattr(s, by), -s.generations, s.name.casefold()))
-
-
-@dataclass(frozen=True, slots=True)
-class _Names:
-    """What the breakdowns' keys name now: voices that still exist, people still members."""
-
-    voices: dict[str, tuple[str, str]]  # voice id → (name, "System" | "Custom")
-    members: dict[str, str]  # user id → display name
-
-    @classmethod
-    def look_up(cls, org_id: uuid.UUID, days: Iterable[DayFigures]) -> _Names:
-        """Look up every voice and member the days name: at most two queries."""
-        # Keys stay strings while they are gathered: each distinct one is parsed once,
-        # not once per day that names it.
-        voice_keys: set[str] = set()
-        member_keys: set[str] = set()
-        for figures in days:
-            voice_keys.update(figures.by_voice or {})
-            member_keys.update(figures.by_member or {})
-        member_keys.discard(FORMER_MEMBER)
-        voice_ids = _uuids(voice_keys)
-        user_ids = _uuids(member_keys)
-        voices: dict[str, tuple[str, str]] = {}
-        if voice_ids:
-            rows = db.session.execute(
-                select(Voice.id, Voice.name, Voice.variant).where(Voice.id.in_(voice_ids))
-            )
-            voices = {
-                str(voice_id): (name, "System" if variant is VoiceVariant.SYSTEM else "Custom")
-                for voice_id, name, variant in rows
-            }
-        members: dict[str, str] = {}
-        if user_ids:
-            rows = db.session.execute(
-                select(Membership.user_id, User.display_name)
-                .join(User, User.id == Membership.user_id)
-                .where(Membership.org_id == org_id, Membership.user_id.in_(user_ids))
-            )
-            members = {str(user_id): name for user_id, name in rows}
-        return cls(voices, members)
-
-    def voice_key(self, key: str, tally: Mapping[str, Any]) -> str:
-        """Return one key per voice: its id while it exists, else its snapshot name.
-
-        Days snapshotted before a voice was deleted name it by id, later ones by
-        `deleted:<name>`; both end up under the latter.
-        """
-        if key in self.voices or key.startswith(DELETED_PREFIX):
-            return key
-        return f"{DELETED_PREFIX}{tally.get('name') or 'Unknown voice'}"
-
-    def voices_used(self, figures: DayFigures) -> set[str]:
-        """Return the merged keys (`voice_key`) of the voices with generations that day."""
-        breakdown = figures.by_voice or {}
-        try:
-            counts = map(_GENERATIONS, breakdown.values())
-            used = {key for key, count in zip(breakdown, counts, strict=True) if count}
-        except KeyError:
-            used = {key for key, tally in breakdown.items() if tally.get("generations")}
-        strays = [k for k in used - self.voices.keys() if not k.startswith(DELETED_PREFIX)]
-        for key in strays:  # merged keys all start with DELETED_PREFIX: never a stray
-            used.discard(key)
-            used.add(self.voice_key(key, breakdown[key]))
-        return used
-
-    def voice_shares(self, days: Iterable[DayFigures]) -> list[Share]:
-        voices = self.voices
-        sums = _sum_tallies((f.by_voice or {} for f in days), voices, self.voice_key)
-        shares = []
-        for merged, row in sums.items():
-            if merged in voices:
-                name, kind = voices[merged]
-            else:
-                name, kind = merged.removeprefix(DELETED_PREFIX), "Deleted"
-            shares.append(Share(merged, name, kind, *row))
-        return _ranked(shares, "generations")
-
-    def member_shares(self, days: Iterable[DayFigures]) -> list[Share]:
-        """Return each current member's share; everyone else is one "Former members" share."""
-        members = self.members
-        sums = _sum_tallies((f.by_member or {} for f in days), members, _former)
-        shares = [
-            Share(merged, members.get(merged, FORMER_MEMBERS), "", *row)
-            for merged, row in sums.items()
-        ]
-        return _ranked(shares, "characters")
-
-
-def _former(key: str, tally: Mapping[str, Any]) -> str:
-    return FORMER_MEMBER
-
-
-def _uuids(keys: Iterable[str]) -> set[uuid.UUID]:
-    found = set()
-    for key in keys:
-        try:
-            found.add(uuid.UUID(key))
-        except ValueError:
-            continue  # "deleted:<name>", "former"
-    return found

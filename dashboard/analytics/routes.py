@@ -24,18 +24,26 @@ def index():
     """Show KPIs and charts for the period; htmx gets only the results block."""
     today = utcnow().date()
     context = {"org": g.org, "today": today, "presets": queries.PRESETS}
-    if not htmx.wants_fragment() and g.org.monthly_character_limit is not None:
-        context["usage"] = usage(g.org)
+    # The quota bar is outside the results block: only whole pages show it.
+    with_usage = not htmx.wants_fragment() and g.org.monthly_character_limit is not None
     try:
         period = queries.parse_period(request.args, today)
     except queries.InvalidPeriod as exc:
         fallback = queries.parse_period({}, today)
+        if with_usage:
+            context["usage"] = usage(g.org)
         response = htmx.render_page(INDEX, "results", period=fallback, problem=str(exc), **context)
         response.status_code = 400
         return response
-    data = queries.analytics(g.org, period, today)
+    data = queries.analytics(g.org, period, today, with_usage=with_usage)
     return htmx.render_page(
-        INDEX, "results", period=period, data=data, charts=charts.charts(data), **context
+        INDEX,
+        "results",
+        period=period,
+        data=data,
+        charts=charts.charts(data),
+        usage=data.usage,
+        **context,
     )
 
 

@@ -3,8 +3,9 @@
 `figures_for_day` reads a day's generations, voices and members for many organisations
 with a constant number of grouped statements (four), whatever the number of orgs. It
 runs in whatever tenant scope the caller sets: `tenancy.all_tenants` (the snapshot
-command and the periodic task, on the operator role) or `tenancy.org_scope` (the
-analytics page, for today, as the RLS-bound web role).
+command and the periodic task, on the operator role) or `tenancy.org_scope`. The
+analytics page computes today for its one org with the same grouped query and the
+same `Builder`, inside its single live statement (`queries.read_live`).
 
 What the figures mean:
 
@@ -24,7 +25,9 @@ What the figures mean:
   trace, so a backfill can't count what was there then and is gone now.
 
 `upsert_snapshots` writes one `AnalyticsSnapshot` per org and day with
-INSERT … ON CONFLICT (org_id, day) DO UPDATE, only for rows that are new or differ.
+INSERT … ON CONFLICT (org_id, day) DO UPDATE, only for rows that are new or differ,
+and bumps `organizations.analytics_revision` of the orgs whose rows changed (the
+analytics page's cache key) in the same transaction.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ARRAY, Select, Uuid, any_, cast, func, select
+from sqlalchemy import ARRAY, Select, Uuid, any_, cast, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -194,13 +197,13 @@ def figures_for_day(
         ),
     )
 
-    builders: dict[uuid.UUID, _Builder] = {}
+    builders: dict[uuid.UUID, Builder] = {}
     for row in groups:
-        builders.setdefault(row.org_id, _Builder()).add(row)
+        builders.setdefault(row.org_id, Builder()).add(row)
     # Any org with a generation that day counts, even one whose row is dated later.
     orgs |= builders.keys()
     return {
-        org_id: (builders.get(org_id) or _Builder()).figures(
+        org_id: (builders.get(org_id) or Builder()).figures(
             custom_voices=voice_counts.get(org_id, 0), members=member_counts.get(org_id, 0)
         )
         for org_id in sorted(orgs)
@@ -244,11 +247,17 @@ def _any_org(session: Session) -> Any:
 def _generation_groups(
     session: Session, where: Select, start: dt.datetime, end: dt.datetime
 ) -> list[Any]:
-    """One grouped read of the day's finished generations, with voice and creator names.
+    """One grouped read of the day's finished generations, with voice and creator names."""
+    return session.execute(generation_groups(where, start, end)).all()
+
+
+def generation_groups(where: Select, start: dt.datetime, end: dt.datetime) -> Select:
+    """Select [start, end)'s finished generations grouped for `Builder`, with names.
 
     `where` carries the org conditions (a `select()` with only a WHERE clause). Grouped
     first, then joined: voices and users are looked up once per group, not once per
-    generation.
+    generation. The analytics page embeds it for today (`queries.read_live`), so a
+    page's today and a snapshot of the same day are the same query's figures.
     """
     grouped = where.add_columns(
         Generation.org_id,
@@ -275,7 +284,7 @@ def _generation_groups(
         )
         .subquery("day_generations")
     )
-    return session.execute(
+    return (
         select(
             grouped,
             Voice.name.label("current_voice_name"),
@@ -285,7 +294,7 @@ def _generation_groups(
         )
         .outerjoin(Voice, Voice.id == grouped.c.voice_id)
         .outerjoin(User, User.id == grouped.c.created_by)
-    ).all()
+    )
 
 
 def _count_by_org(model: type, end: dt.datetime) -> Select:
@@ -305,7 +314,7 @@ def _tally() -> dict[str, int]:
 
 
 @dataclass(slots=True)
-class _Builder:
+class Builder:
     """Adds up one organisation's groups of generations."""
 
     succeeded: int = 0
@@ -317,37 +326,52 @@ class _Builder:
     by_member: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add(self, row: Any) -> None:
-        if row.voice_id is None or row.variant is None:
+        """Add one group (a row of `generation_groups`).
+
+        The analytics page runs this for each of today's groups on every request, so
+        each column is read once and a tally is only built for a key not seen yet.
+        """
+        voice_id, variant, created_by = row.voice_id, row.variant, row.created_by
+        if voice_id is None or variant is None:
             # Deleted: only the name the generations recorded is left.
             voice_key = f"{DELETED_PREFIX}{row.voice_name}"
-            voice = {"name": row.voice_name, "variant": None}
             category = DELETED_CATEGORY
         else:
-            voice_key = str(row.voice_id)
-            voice = {"name": row.current_voice_name, "variant": str(row.variant)}
+            voice_key = str(voice_id)
             category = str(row.category)
-        if row.created_by is None:
-            member_key, member = FORMER_MEMBER, {"name": FORMER_MEMBER_NAME}
-        else:
-            member_key = str(row.created_by)
-            member = {"name": row.display_name or FORMER_MEMBER_NAME}
-        tallies = (
-            self.by_voice.setdefault(voice_key, {**voice, **_tally()}),
-            self.by_category.setdefault(category, _tally()),
-            self.by_member.setdefault(member_key, {**member, **_tally()}),
-        )
+        member_key = FORMER_MEMBER if created_by is None else str(created_by)
+        voice_tally = self.by_voice.get(voice_key)
+        if voice_tally is None:
+            if voice_id is None or variant is None:
+                voice = {"name": row.voice_name, "variant": None}
+            else:
+                voice = {"name": row.current_voice_name, "variant": str(variant)}
+            voice_tally = self.by_voice[voice_key] = {**voice, **_tally()}
+        category_tally = self.by_category.get(category)
+        if category_tally is None:
+            category_tally = self.by_category[category] = _tally()
+        member_tally = self.by_member.get(member_key)
+        if member_tally is None:
+            name = FORMER_MEMBER_NAME if created_by is None else row.display_name
+            member_tally = self.by_member[member_key] = {
+                "name": name or FORMER_MEMBER_NAME,
+                **_tally(),
+            }
+        count = row.generations
         if row.status is GenerationStatus.SUCCEEDED:
-            self.succeeded += row.generations
-            self.characters += row.characters
-            self.audio_ms += row.audio_ms
-            for tally in tallies:
-                tally["generations"] += row.generations
-                tally["characters"] += row.characters
-                tally["audio_ms"] += row.audio_ms
+            characters, audio_ms = row.characters, row.audio_ms
+            self.succeeded += count
+            self.characters += characters
+            self.audio_ms += audio_ms
+            for tally in (voice_tally, category_tally, member_tally):
+                tally["generations"] += count
+                tally["characters"] += characters
+                tally["audio_ms"] += audio_ms
         else:
-            self.failed += row.generations
-            for tally in tallies:
-                tally["failed"] += row.generations
+            self.failed += count
+            voice_tally["failed"] += count
+            category_tally["failed"] += count
+            member_tally["failed"] += count
 
     def figures(self, *, custom_voices: int, members: int) -> DayFigures:
         return DayFigures(
@@ -383,19 +407,37 @@ def upsert_snapshots(
     Rows whose stored values already equal the figures are left alone (not even
     `updated_at` moves), so a re-run reports them unchanged. New and changed rows go
     out in batches of INSERT … ON CONFLICT (org_id, day) DO UPDATE, which also settles
-    a race with a concurrent snapshot of the same day.
+    a race with a concurrent snapshot of the same day. The orgs whose rows changed get
+    their `analytics_revision` bumped by one UPDATE per batch: the analytics page keys
+    its cache of past days by it, and committing both together means a page that sees
+    the new revision also sees the new rows.
     """
     session = session or db.session
     report = UpsertReport()
     items = sorted(figures.items())
     for start in range(0, len(items), UPSERT_BATCH):
-        report += _upsert_batch(session, day, items[start : start + UPSERT_BATCH])
+        batch_report, changed = _upsert_batch(session, day, items[start : start + UPSERT_BATCH])
+        report += batch_report
+        if changed:
+            bump_analytics_revision(changed, session=session)
     return report
+
+
+def bump_analytics_revision(
+    org_ids: Collection[uuid.UUID], *, session: Session | None = None
+) -> None:
+    """Tell the analytics page's cache that these orgs' snapshots changed (execute only)."""
+    session = session or db.session
+    session.execute(
+        update(Organization)
+        .where(Organization.id.in_(sorted(org_ids)))
+        .values(analytics_revision=Organization.analytics_revision + 1)
+    )
 
 
 def _upsert_batch(
     session: Session, day: dt.date, items: list[tuple[uuid.UUID, DayFigures]]
-) -> UpsertReport:
+) -> tuple[UpsertReport, list[uuid.UUID]]:
     # Columns, not entities: nothing stale is left in the session's identity map.
     columns = [getattr(AnalyticsSnapshot, name) for name in FIGURE_FIELDS]
     stored = {
@@ -427,7 +469,7 @@ def _upsert_batch(
             set_={name: stmt.excluded[name] for name in (*FIGURE_FIELDS, "updated_at")},
         )
         session.execute(stmt)
-    return report
+    return report, [row["org_id"] for row in rows]
 
 
 def _dialect_insert(session: Session) -> Any:
