@@ -29,6 +29,7 @@ from dashboard.models import (
     MemberRole,
     Membership,
     Organization,
+    User,
     Voice,
     utcnow,
 )
@@ -392,3 +393,57 @@ def test_a_period_without_today_or_names_runs_nothing_warm(app, client):
     with statements_in_view(app) as warm:
         assert "No generations in this period" in get(client, page)
     assert warm == []
+
+
+# --------------------------------------------------------------------- assembled views
+
+
+@pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
+def test_an_assembled_view_is_served_until_today_or_a_name_changes(app, as_member, world):
+    """Warm: one small statement (the fingerprint). Anything live changing rebuilds it."""
+    queries.clear_cache()
+    first = page_of(as_member, url(days="7"))
+    with statements_in_view(app) as warm:
+        assert page_of(as_member, url(days="7")) == first
+    assert len(warm) == 1 and "'fingerprint'" in warm[0], warm
+    generations = int(kpis(first)["Generations"][0].replace(",", ""))
+
+    # A generation made today (another request, another process: only the data says so).
+    with app.app_context(), rls.operator_access("test setup"):
+        acme = load_org(world["acme"])
+        make_generation(
+            acme,
+            db.session.get(Voice, world["narrator"]),
+            status=GenerationStatus.SUCCEEDED,
+            audio_key="x",
+            duration_ms=1000,
+        )
+        db.session.commit()
+    with statements_in_view(app) as rebuilt:
+        page = page_of(as_member, url(days="7"))
+    assert len(rebuilt) == 2  # the fingerprint, then everything live
+    assert kpis(page)["Generations"][0] == f"{generations + 1:,}"
+
+    # A voice renamed and a member renamed change no generation and no snapshot.
+    with app.app_context(), rls.operator_access("test setup"):
+        db.session.get(Voice, world["narrator"]).name = "Narrator Prime"
+        db.session.get(User, world["users"][MemberRole.MEMBER].id).display_name = "Zoë Renamed"
+        db.session.commit()
+    page = page_of(as_member, url(days="7"))
+    assert table_rows(page, "voices")[0][0] == "Narrator Prime"
+    assert "Zoë Renamed" in [row[0] for row in table_rows(page, "members")]
+    queries.clear_cache()
+    assert page_of(as_member, url(days="7")) == page
+
+
+def test_the_fingerprint_names_the_org_it_reads(app, world):
+    """Another org's generations, voices and members don't move this org's fingerprint."""
+    with app.app_context(), tenancy.org_scope(world["acme"]):
+        before = queries.read_fingerprint(world["acme"], today())
+    with app.app_context(), rls.operator_access("test setup"):
+        rival = load_org(world["rival"])
+        make_generation(rival, make_voice(rival, name="Rival New"))
+        make_membership(make_user(email="new@rival.example"), rival)
+        db.session.commit()
+    with app.app_context(), tenancy.org_scope(world["acme"]):
+        assert queries.read_fingerprint(world["acme"], today()) == before

@@ -443,7 +443,16 @@ def analytics(
     what the past days name and, with `with_usage`, the month's quota usage from
     one more statement (`read_live`). At most two statements whatever the period.
     """
-    past = past_figures(org.id, org.analytics_revision, period, today)
+    revision = org.analytics_revision
+    view_key = (org.id, revision, period, today)
+    if not with_usage:
+        held = _views.get(view_key)
+        # Checked only while the past is cached too, so a request never pays for the
+        # check, the snapshots and the live statement (three statements).
+        if held is not None and past_is_cached(org.id, revision, period, today):
+            if read_fingerprint(org.id, today) == held[0]:
+                return held[1]
+    past = past_figures(org.id, revision, period, today)
     live_day = today if period.end >= today else None
     live = read_live(
         org.id,
@@ -451,8 +460,105 @@ def analytics(
         voice_ids=past.voice_ids,
         member_ids=past.member_ids,
         usage_since=month_start() if with_usage else None,
+        fingerprint_day=None if with_usage else today,
     )
-    return _assemble(org, period, today, past, live)
+    found = _assemble(org, period, today, past, live)
+    if live.fingerprint is not None:
+        _views.put(view_key, (live.fingerprint, found))
+    return found
+
+
+class _Views:
+    """The last views assembled, each with the fingerprint of what it was made from (LRU).
+
+    A view is past days (cached by revision) plus what `read_fingerprint` summarises:
+    today's generations, the org's voices and its members' names. When the fingerprint
+    read in one small statement is unchanged, the assembled view is served as it was,
+    without reading today's generations, the names or ranking the voices again.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Analytics]] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> tuple[tuple[Any, ...], Analytics] | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[Any, ...], entry: tuple[tuple[Any, ...], Analytics]) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+VIEW_ENTRIES = 32  # assembled views kept per process
+_views = _Views(VIEW_ENTRIES)
+
+
+def _fingerprint_columns(org_id: uuid.UUID, day: dt.date) -> dict[str, Any]:
+    """Return scalar subqueries that change whenever a live view of `day` would.
+
+    Today's generations (how many, latest change), the org's and the system voices
+    (renamed, added, deleted) and its members (joined or left, renamed). Every one
+    names the org; timestamps travel as text (one layout for every database).
+    """
+    start, end = day_bounds(day)
+    today = and_(
+        Generation.org_id == org_id, Generation.created_at >= start, Generation.created_at < end
+    )
+    voices = or_(Voice.org_id == org_id, Voice.org_id.is_(None))
+    members = (
+        select(func.max(User.updated_at))
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.org_id == org_id)
+    )
+    return {
+        "generations": select(func.count()).select_from(Generation).where(today).scalar_subquery(),
+        "current_voice_name": cast(
+            select(func.max(Generation.updated_at)).where(today).scalar_subquery(), String()
+        ),
+        "characters": select(func.count()).select_from(Voice).where(voices).scalar_subquery(),
+        "voice_name": cast(
+            select(func.max(Voice.updated_at)).where(voices).scalar_subquery(), String()
+        ),
+        "audio_ms": select(func.count())
+        .select_from(Membership)
+        .where(Membership.org_id == org_id)
+        .scalar_subquery(),
+        "display_name": cast(members.scalar_subquery(), String()),
+    }
+
+
+_FINGERPRINT = (
+    "generations",
+    "current_voice_name",
+    "characters",
+    "voice_name",
+    "audio_ms",
+    "display_name",
+)
+
+
+def read_fingerprint(org_id: uuid.UUID, day: dt.date) -> tuple[Any, ...]:
+    """Read what `_fingerprint_columns` summarises, in one statement."""
+    row = db.session.execute(
+        select(*_branch("fingerprint", **_fingerprint_columns(org_id, day))).execution_options(
+            skip_tenant_scope=True
+        )
+    ).one()
+    return tuple(row._mapping[name] for name in _FINGERPRINT)
 
 
 # ---------------------------------------------------------------- the past, cached
@@ -521,8 +627,8 @@ def past_figures(org_id: uuid.UUID, revision: int, period: Period, today: dt.dat
     A request that read the old revision but the new rows caches them under the old
     key, which no request after the write asks for again.
     """
-    last = min(period.end, today - dt.timedelta(days=1))
-    key = (org_id, revision, period.start, period.end, period.grouping, last)
+    key = _past_key(org_id, revision, period, today)
+    last = key[-1]
     with _past_lock:
         found = _past_cache.get(key)
         if found is not None:
@@ -548,12 +654,25 @@ def _remember(key: tuple[Any, ...], entry: PastFigures) -> None:
             _past_weight -= evicted.weight
 
 
+def past_is_cached(org_id: uuid.UUID, revision: int, period: Period, today: dt.date) -> bool:
+    """Tell whether `past_figures` would answer from the cache."""
+    key = _past_key(org_id, revision, period, today)
+    with _past_lock:
+        return key in _past_cache
+
+
+def _past_key(org_id: uuid.UUID, revision: int, period: Period, today: dt.date) -> tuple[Any, ...]:
+    last = min(period.end, today - dt.timedelta(days=1))
+    return (org_id, revision, period.start, period.end, period.grouping, last)
+
+
 def clear_cache() -> None:
-    """Forget every cached past period (tests, and measuring a cold page)."""
+    """Forget every cached past period and view (tests, and measuring a cold page)."""
     global _past_weight
     with _past_lock:
         _past_cache.clear()
         _past_weight = 0
+    _views.clear()
 
 
 _GENERATIONS_OF = methodcaller("get", "generations")
@@ -682,6 +801,8 @@ class Live:
     voices: dict[str, tuple[str, str]]  # voice key → (current name, "System" | "Custom")
     members: dict[str, str]  # user id key → display name, for current members only
     characters_this_month: int | None = None
+    # `read_fingerprint`'s figures, read in the same statement (when asked for).
+    fingerprint: tuple[Any, ...] | None = None
 
 
 # The live statement's columns: one layout for every branch of its UNION ALL.
@@ -718,6 +839,7 @@ def read_live(
     voice_ids: Mapping[uuid.UUID, str] | None = None,
     member_ids: Mapping[uuid.UUID, str] | None = None,
     usage_since: dt.datetime | None = None,
+    fingerprint_day: dt.date | None = None,
 ) -> Live:
     """Read everything the page needs besides the snapshots in one statement (UNION ALL).
 
@@ -792,6 +914,10 @@ def read_live(
                 Generation.status != GenerationStatus.FAILED,
             )
         )
+    if fingerprint_day is not None and branches:  # nothing live: nothing to check later
+        branches.append(
+            select(*_branch("fingerprint", **_fingerprint_columns(org_id, fingerprint_day)))
+        )
     # Every branch names the org itself (the tests prove it on SQLite, where nothing
     # else would), so the tenant filter's loader criteria, which cost more to attach
     # to this compound statement than the statement costs to run, are left out;
@@ -804,6 +930,7 @@ def read_live(
     members: dict[str, str] = {}
     today_members: set[uuid.UUID] = set()
     used = None
+    fingerprint = None
     # Positions in `_branch`'s layout: kind first, then `_LIVE_COLUMNS` in order.
     for row in rows:
         kind = row[0]
@@ -820,6 +947,8 @@ def read_live(
         elif kind == "member":
             assert member_ids is not None
             members[member_ids[row[6]]] = row[7]
+        elif kind == "fingerprint":
+            fingerprint = tuple(row._mapping[name] for name in _FINGERPRINT)
         else:
             used = int(row[11] or 0)
     today = None
@@ -830,7 +959,7 @@ def read_live(
                 voices[key] = (tally["name"], _KINDS[tally["variant"]])
         for user_id in today_members:
             members[str(user_id)] = today.by_member[str(user_id)]["name"]
-    return Live(today, voices, members, used)
+    return Live(today, voices, members, used, fingerprint)
 
 
 _KINDS = {str(VoiceVariant.SYSTEM): "System", str(VoiceVariant.CUSTOM): "Custom"}
