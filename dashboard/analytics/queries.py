@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    Select,
     String,
     Uuid,
     and_,
@@ -43,6 +44,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     union_all,
 )
 
@@ -507,56 +509,60 @@ VIEW_ENTRIES = 32  # assembled views kept per process
 _views = _Views(VIEW_ENTRIES)
 
 
-def _fingerprint_columns(org_id: uuid.UUID, day: dt.date) -> dict[str, Any]:
-    """Return scalar subqueries that change whenever a live view of `day` would.
+def _fingerprint(org_id: uuid.UUID, day: dt.date) -> Select[Any]:
+    """Return a one-row SELECT whose values change whenever a live view of `day` would.
 
     Today's generations (how many, latest change), the org's and the system voices
-    (renamed, added, deleted) and its members (joined or left, renamed). Every one
-    names the org; timestamps travel as text (one layout for every database).
+    (renamed, added, deleted) and its members (joined or left, renamed): each an
+    aggregate over one index range of the org, each table read once (count and latest
+    change from the same scan). Every one names the org; timestamps travel as text (one
+    layout for every database).
     """
     start, end = day_bounds(day)
-    today = and_(
-        Generation.org_id == org_id, Generation.created_at >= start, Generation.created_at < end
+    today = (
+        select(func.count().label("n"), func.max(Generation.updated_at).label("at"))
+        .where(
+            Generation.org_id == org_id,
+            Generation.created_at >= start,
+            Generation.created_at < end,
+        )
+        .subquery("fp_generations")
     )
-    voices = or_(Voice.org_id == org_id, Voice.org_id.is_(None))
+    voices = (
+        select(func.count().label("n"), func.max(Voice.updated_at).label("at"))
+        .where(or_(Voice.org_id == org_id, Voice.org_id.is_(None)))
+        .subquery("fp_voices")
+    )
     members = (
-        select(func.max(User.updated_at))
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.org_id == org_id)
-    )
-    return {
-        "generations": select(func.count()).select_from(Generation).where(today).scalar_subquery(),
-        "current_voice_name": cast(
-            select(func.max(Generation.updated_at)).where(today).scalar_subquery(), String()
-        ),
-        "characters": select(func.count()).select_from(Voice).where(voices).scalar_subquery(),
-        "voice_name": cast(
-            select(func.max(Voice.updated_at)).where(voices).scalar_subquery(), String()
-        ),
-        "audio_ms": select(func.count())
+        select(func.count().label("n"), func.max(User.updated_at).label("at"))
         .select_from(Membership)
+        .join(User, User.id == Membership.user_id)
         .where(Membership.org_id == org_id)
-        .scalar_subquery(),
-        "display_name": cast(members.scalar_subquery(), String()),
+        .subquery("fp_members")
+    )
+    columns = {
+        "generations": today.c.n,
+        "current_voice_name": cast(today.c.at, String()),
+        "characters": voices.c.n,
+        "voice_name": cast(voices.c.at, String()),
+        "audio_ms": members.c.n,
+        "display_name": cast(members.c.at, String()),
     }
+    # One row each: joined on nothing but TRUE (a cartesian product of single rows).
+    return select(*_branch("fingerprint", **columns)).select_from(
+        today.join(voices, true()).join(members, true())
+    )
 
 
-_FINGERPRINT = (
-    "generations",
-    "current_voice_name",
-    "characters",
-    "voice_name",
-    "audio_ms",
-    "display_name",
+_FINGERPRINT = tuple(
+    ("generations", "current_voice_name", "characters", "voice_name", "audio_ms", "display_name")
 )
 
 
 def read_fingerprint(org_id: uuid.UUID, day: dt.date) -> tuple[Any, ...]:
-    """Read what `_fingerprint_columns` summarises, in one statement."""
+    """Read what `_fingerprint` summarises, in one statement."""
     row = db.session.execute(
-        select(*_branch("fingerprint", **_fingerprint_columns(org_id, day))).execution_options(
-            skip_tenant_scope=True
-        )
+        _fingerprint(org_id, day).execution_options(skip_tenant_scope=True)
     ).one()
     return tuple(row._mapping[name] for name in _FINGERPRINT)
 
@@ -915,9 +921,7 @@ def read_live(
             )
         )
     if fingerprint_day is not None and branches:  # nothing live: nothing to check later
-        branches.append(
-            select(*_branch("fingerprint", **_fingerprint_columns(org_id, fingerprint_day)))
-        )
+        branches.append(_fingerprint(org_id, fingerprint_day))
     # Every branch names the org itself (the tests prove it on SQLite, where nothing
     # else would), so the tenant filter's loader criteria, which cost more to attach
     # to this compound statement than the statement costs to run, are left out;
