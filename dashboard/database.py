@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Integer, Select, event, func, literal, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import CTE, Subquery
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -35,3 +39,56 @@ def describe_database_error(exc: BaseException, url: str) -> str:
     safe = make_url(url).render_as_string(hide_password=True)
     cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
     return f"database unreachable ({safe}): {cause}"
+
+
+# --------------------------------------------------------------- query building blocks
+
+
+def numbered(
+    stmt: Select[Any], part: int, order: Sequence[Any], limit: int | None = None
+) -> Subquery:
+    """Return `stmt` ordered (and bounded) as a subquery whose rows say their part and place.
+
+    For one `UNION ALL` of several ordered, limited lists: each list becomes a subquery
+    (so its ORDER BY and LIMIT bind only it, on SQLite too) with a `part` and a `pos`
+    (`row_number()` in its own order), and the caller sorts the union by both, keeping
+    the database's order (its collation, its ranking) rather than Python's.
+    """
+    stmt = stmt.add_columns(
+        literal(part, Integer).label("part"), func.row_number().over(order_by=order).label("pos")
+    ).order_by(*order)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return stmt.subquery()
+
+
+def loose_scan(
+    model: type,
+    column: str,
+    criteria: Callable[[Any], Sequence[ColumnElement[bool]]],
+    name: str,
+    cap: Any = None,
+) -> CTE:
+    """Return a recursive CTE of the distinct values of `model.column`, ascending: `value`, `pos`.
+
+    A loose index scan: each step asks an index leading with the `criteria` columns and
+    then `column` for the first value after the last one, so the cost follows the number
+    of distinct values, not of rows (a DISTINCT reads every row). `criteria(alias)` gives
+    the conditions on an alias of `model`; `cap` (a number or a bound parameter) stops
+    after that many values plus one, so a caller can tell it was reached. The last row's
+    `value` is NULL (the step that found nothing): filter on `value IS NOT NULL`. Build
+    it once with bound parameters: building costs more than running it.
+    """
+
+    def first_after(after: Any = None) -> Any:
+        row = aliased(model)
+        stmt = select(func.min(getattr(row, column))).where(*criteria(row))
+        if after is not None:
+            stmt = stmt.where(getattr(row, column) > after)
+        return stmt.scalar_subquery()
+
+    found = select(first_after().label("value"), literal(1).label("pos")).cte(name, recursive=True)
+    going = [found.c.value.is_not(None)]
+    if cap is not None:
+        going.append(found.c.pos <= cap)
+    return found.union_all(select(first_after(found.c.value), found.c.pos + 1).where(*going))

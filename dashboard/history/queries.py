@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, bindparam, cast, func, literal, null, select, tuple_, union_all
-from sqlalchemy.orm import aliased, defer
+from sqlalchemy.orm import defer
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE
 
+from dashboard.database import loose_scan, numbered
 from dashboard.extensions import db
 from dashboard.models import Generation, GenerationStatus, Voice, VoiceVariant
 from dashboard.voices.catalog import SYSTEM_VOICES
@@ -367,16 +368,6 @@ def voice_options(org_id: uuid.UUID, selected: uuid.UUID | None = None) -> Voice
     numbered in its own subquery, so the order is the database's (its collation).
     """
 
-    def numbered(stmt: Select[Any], part: int, order: tuple[Any, ...], limit: int) -> Any:
-        return (
-            stmt.add_columns(
-                literal(part).label("part"), func.row_number().over(order_by=order).label("pos")
-            )
-            .order_by(*order)
-            .limit(limit)
-            .subquery()
-        )
-
     choice = (Voice.id.label("id"), Voice.name.label("name"))
     parts = [
         numbered(
@@ -396,10 +387,10 @@ def voice_options(org_id: uuid.UUID, selected: uuid.UUID | None = None) -> Voice
     names = _deleted_voice_names()
     deleted = select(
         cast(null(), Voice.id.type).label("id"),
-        names.c.name,
+        names.c.value.label("name"),
         literal(_DELETED).label("part"),
         names.c.pos,
-    ).where(names.c.name.is_not(None))
+    ).where(names.c.value.is_not(None))
     selects = [*(select(part) for part in parts), deleted]
     if selected is not None:
         selects.append(
@@ -433,33 +424,19 @@ def voice_options(org_id: uuid.UUID, selected: uuid.UUID | None = None) -> Voice
 
 @functools.cache
 def _deleted_voice_names() -> CTE:
-    """Return a CTE of deleted voices' distinct names, by name (DELETED_VOICES_CAP + 1 at most).
+    """Return the distinct names of deleted voices, by name (`database.loose_scan`).
 
-    A loose index scan: each step asks the partial index (org_id, voice_name, …) WHERE
-    voice_id IS NULL for the first name after the last one, so the cost follows the
-    number of names, not the number of generations that carry them (a DISTINCT would
-    read every such generation). The org and the cap are the bound parameters
-    `deleted_names_org` and `deleted_names_cap`; the CTE is built once per process
-    (building it costs more than running it).
+    One step per name on the partial index (org_id, voice_name, …) WHERE voice_id IS
+    NULL, however many generations carry it. The org and the cap are the bound
+    parameters `deleted_names_org` and `deleted_names_cap`.
     """
     org = bindparam("deleted_names_org", type_=Generation.org_id.type)
-
-    def first_name_after(after: Any = None) -> Any:
-        later = aliased(Generation)
-        stmt = select(func.min(later.voice_name)).where(
-            later.org_id == org, later.voice_id.is_(None)
-        )
-        if after is not None:
-            stmt = stmt.where(later.voice_name > after)
-        return stmt.scalar_subquery()
-
-    names = select(first_name_after().label("name"), literal(1).label("pos")).cte(
-        "deleted_voice_names", recursive=True
-    )
-    return names.union_all(
-        select(first_name_after(names.c.name), names.c.pos + 1).where(
-            names.c.name.is_not(None), names.c.pos <= bindparam("deleted_names_cap")
-        )
+    return loose_scan(
+        Generation,
+        "voice_name",
+        lambda row: (row.org_id == org, row.voice_id.is_(None)),
+        "deleted_voice_names",
+        cap=bindparam("deleted_names_cap"),
     )
 
 

@@ -48,10 +48,10 @@ from sqlalchemy import (
     tuple_,
     union_all,
 )
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import CTE, Subquery
+from sqlalchemy.sql.selectable import CTE
 
+from dashboard.database import loose_scan, numbered
 from dashboard.extensions import db
 from dashboard.languages import language_label
 from dashboard.models import Voice, VoiceCategory, VoiceVariant
@@ -311,10 +311,11 @@ def custom_voices_page(
     order (its collation, its similarity ranking) and the page pays one round trip.
     """
     limit = BEST_MATCHES + 1 if filters.order is Order.BEST else PAGE_SIZE + 1
-    parts = [_numbered(_custom_voices(org_id, filters), filters, after, _CUSTOM_PART, limit)]
+    custom, order = _keyset(_custom_voices(org_id, filters), filters, after)
+    parts = [numbered(custom, _CUSTOM_PART, order, limit)]
     if with_system:
         system = _filtered(select(Voice).where(Voice.variant == VoiceVariant.SYSTEM), filters)
-        parts.append(_numbered(system, filters, None, _SYSTEM_PART, None))
+        parts.append(numbered(system, _SYSTEM_PART, _keyset(system, filters)[1]))
     statement = union_all(*(select(part) for part in parts)).order_by(
         literal_column("part"), literal_column("pos")
     )
@@ -340,23 +341,6 @@ def custom_voices_page(
 _CUSTOM_PART, _SYSTEM_PART = 0, 1
 
 
-def _numbered(
-    stmt: Select[tuple[Voice]],
-    filters: LibraryFilters,
-    after: Cursor | None,
-    part: int,
-    limit: int | None,
-) -> Subquery:
-    """Return `stmt` ordered and bounded as a subquery, each row with its part and place."""
-    stmt, order = _keyset(stmt, filters, after)
-    numbered = stmt.add_columns(
-        literal(part, Integer).label("part"), func.row_number().over(order_by=order).label("pos")
-    ).order_by(*order)
-    if limit is not None:
-        numbered = numbered.limit(limit)
-    return numbered.subquery()
-
-
 def library(org_id: uuid.UUID, filters: LibraryFilters, page: CustomPage) -> Library:
     """Return the rest of the library page around `page` (one query).
 
@@ -371,8 +355,8 @@ def library(org_id: uuid.UUID, filters: LibraryFilters, page: CustomPage) -> Lib
     ).subquery()
     no_count = literal(None, Integer).label("n")
     parts: list[Select[Any]] = [
-        select(custom_languages.c.language, no_count).where(
-            custom_languages.c.language.is_not(None)
+        select(custom_languages.c.value.label("language"), no_count).where(
+            custom_languages.c.value.is_not(None)
         ),
         select(system_languages.c.language, no_count),
     ]
@@ -404,26 +388,13 @@ def library(org_id: uuid.UUID, filters: LibraryFilters, page: CustomPage) -> Lib
 
 @functools.cache
 def _languages_in_use() -> CTE:
-    """Return a CTE of the languages of one org's custom voices, one row per language.
+    """Return the languages of one org's custom voices (`database.loose_scan`).
 
-    A loose scan of the (org_id, language) index: each step asks for the first language
-    after the last one, so the cost follows the number of languages, not of voices. The
-    org is the bound parameter `languages_org`; the CTE is built once per process
-    (building it costs more than running it).
+    One step per language on the (org_id, language) index, however many voices. The
+    org is the bound parameter `languages_org`.
     """
     org = bindparam("languages_org", type_=Voice.org_id.type)
-
-    def first_after(after: Any = None) -> Any:
-        later = aliased(Voice)
-        stmt = select(func.min(later.language)).where(later.org_id == org)
-        if after is not None:
-            stmt = stmt.where(later.language > after)
-        return stmt.scalar_subquery()
-
-    found = select(first_after().label("language")).cte("languages_in_use", recursive=True)
-    return found.union_all(
-        select(first_after(found.c.language)).where(found.c.language.is_not(None))
-    )
+    return loose_scan(Voice, "language", lambda row: (row.org_id == org,), "languages_in_use")
 
 
 def _language_choices(tags: set[str], selected: str | None) -> list[tuple[str, str]]:
