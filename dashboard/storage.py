@@ -61,6 +61,7 @@ import re
 import stat as stat_module
 import tempfile
 import threading
+import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -98,8 +99,10 @@ __all__ = [
     "custom_voice_key",
     "custom_voice_revision_key",
     "generation_key",
+    "CallGuard",
     "get_storage",
     "init_app",
+    "probe_key",
     "storage_from_config",
     "system_voice_key",
     "validate_key",
@@ -133,6 +136,15 @@ class StorageUnavailable(StorageError):
 
 class InvalidKey(ValueError):
     """Refuse a key that is malformed or would escape the storage root."""
+
+
+class _RangeNotSatisfiable(StorageError):
+    """S3 refused a byte range (InvalidRange); `open_range` turns it into ValueError."""
+
+
+@contextmanager
+def _no_guard() -> Iterator[None]:
+    yield
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +237,14 @@ def generation_key(
             raise InvalidKey(f"attempt token must be 1-64 letters, digits, - or _: {attempt!r}")
         key = f"{key}.{attempt}"
     return validate_key(key)
+
+
+def probe_key(prefix: str) -> str:
+    """Return a fresh key for a readiness probe object: ``{prefix}/probe/{uuid}``.
+
+    Readiness deletes it at once; one left behind by a crash is an orphan to the sweep.
+    """
+    return validate_key(f"{_segment(prefix, 'prefix')}/probe/{uuid.uuid4()}")
 
 
 def _validate_prefix(prefix: str) -> str:
@@ -349,6 +369,124 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         """Yield every valid key starting with ``prefix``, in no promised order."""
+
+    def for_probe(self, timeout: float) -> Storage:
+        """Return this backend as readiness should ask it: within ``timeout``, no retries.
+
+        Backends with nothing to wait on (local files) return themselves.
+        """
+        return self
+
+
+# --------------------------------------------------------------------------- guard
+
+
+class CallGuard:
+    """Keep a backend that stops answering from taking every thread of the process.
+
+    Two rules, per process (one guard per storage object):
+
+    - **Bulkhead**: at most ``max_concurrent`` calls wait on the backend at once. A call
+      that can't get a slot within ``queue_seconds`` fails at once with
+      StorageUnavailable, so however slow the backend, the other threads stay free for
+      requests that don't need it (health checks, logins, pages).
+    - **Breaker**: after ``threshold`` calls in a row fail with StorageUnavailable
+      (timeouts, refused connections, 5xx), calls fail at once for ``cooldown``
+      seconds; then one trial call goes through, and its outcome closes the breaker or
+      opens it again. A backend that answers, even "no such key", counts as healthy.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_concurrent: int = 2,
+        threshold: int = 3,
+        cooldown: float = 15.0,
+        queue_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_concurrent < 1 or threshold < 1:
+            raise ValueError("a call guard needs at least one slot and a threshold of one")
+        self._slots = threading.BoundedSemaphore(max_concurrent)
+        self._threshold = threshold
+        self._cooldown = cooldown
+        self._queue_seconds = queue_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._open_until = 0.0
+        self._trial_running = False
+
+    @property
+    def is_open(self) -> bool:
+        """Tell whether calls are being refused without asking the backend."""
+        with self._lock:
+            return self._failures >= self._threshold and (
+                self._clock() < self._open_until or self._trial_running
+            )
+
+    def _admit(self) -> bool:
+        """Refuse a call while the breaker is open; return whether it is the trial call."""
+        with self._lock:
+            if self._failures < self._threshold:
+                return False
+            wait = self._open_until - self._clock()
+            if wait > 0 or self._trial_running:
+                raise StorageUnavailable(
+                    f"storage stopped answering ({self._failures} failures in a row); "
+                    f"not asking it again for {max(wait, 0):.0f} s"
+                )
+            self._trial_running = True
+            return True
+
+    def _record(self, healthy: bool, trial: bool) -> None:
+        with self._lock:
+            if trial:
+                self._trial_running = False
+            if healthy:
+                self._failures = 0
+                return
+            self._failures += 1
+            if self._failures >= self._threshold:
+                self._open_until = self._clock() + self._cooldown
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """Run one backend call inside the block, or raise StorageUnavailable at once."""
+        trial = self._admit()
+        if not self._slots.acquire(timeout=self._queue_seconds):
+            if trial:
+                self._record(True, trial)  # nothing was learnt; let the next call try
+            raise StorageUnavailable(
+                "storage is answering too slowly: too many requests are already waiting on it"
+            )
+        healthy = False
+        try:
+            yield
+            healthy = True
+        except StorageUnavailable as exc:
+            healthy = _endpoint_answered(exc)
+            raise
+        except BaseException:
+            healthy = True  # the backend answered (not found, bad range...) or we failed
+            raise
+        finally:
+            self._slots.release()
+            self._record(healthy, trial)
+
+
+def _endpoint_answered(exc: BaseException) -> bool:
+    """Tell whether an "unavailable" error still came from an endpoint that answered.
+
+    A missing bucket or a refused key is a 4xx answer: the endpoint is up, so the
+    breaker must not open on it (operators fix settings, not wait). Timeouts, refused
+    connections and 5xx answers are the endpoint failing.
+    """
+    cause = exc.__cause__
+    if isinstance(cause, ClientError):
+        status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return 0 < int(status) < 500
+    return False
 
 
 # --------------------------------------------------------------------------- local
@@ -683,13 +821,19 @@ class S3Storage(Storage):
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
         addressing_style: str | None = None,
-        connect_timeout: float = 5,
-        read_timeout: float = 30,
-        max_attempts: int = 3,
+        connect_timeout: float = 3,
+        read_timeout: float = 10,
+        max_attempts: int = 2,
         session: boto3.session.Session | None = None,
+        guard: CallGuard | None = None,
     ) -> None:
         """Remember the settings; the client is built on first use.
 
+        ``connect_timeout`` and ``read_timeout`` bound each attempt (a read timeout is
+        the longest wait for the next bytes), ``max_attempts`` counts the first try, so
+        one call waits at most about ``max_attempts × (connect + read)`` seconds.
+        ``guard`` (default: a fresh :class:`CallGuard`) fails calls fast while the
+        endpoint doesn't answer; pass ``False``-y only through :meth:`for_probe`.
         ``session`` lets tests share one boto3 session, so each storage doesn't parse
         the S3 service model again (~50 ms); by default each storage gets its own.
         """
@@ -715,6 +859,7 @@ class S3Storage(Storage):
         self._read_timeout = read_timeout
         self._max_attempts = max_attempts
         self._session = session
+        self._guard: CallGuard | None = CallGuard() if guard is None else guard
         self._client_obj: Any = None
         self._client_lock = threading.Lock()
         # HEAD answers carry no error body, so a 404 cannot tell a missing key from a
@@ -728,6 +873,40 @@ class S3Storage(Storage):
     @property
     def bucket(self) -> str:
         return self._bucket
+
+    @property
+    def guard(self) -> CallGuard | None:
+        """The breaker and bulkhead in front of the endpoint (None on a probe copy)."""
+        return self._guard
+
+    def for_probe(self, timeout: float) -> S3Storage:
+        """Return a copy that waits at most ``timeout`` per attempt, tries once, no guard.
+
+        Readiness must see the endpoint itself, not the breaker's memory of it.
+        """
+        probe = S3Storage(
+            bucket=self._bucket,
+            endpoint_url=self._endpoint_url,
+            region=self._region,
+            access_key_id=self._access_key_id,
+            secret_access_key=self._secret_access_key,
+            addressing_style=self._addressing_style,
+            connect_timeout=min(self._connect_timeout, timeout),
+            read_timeout=timeout,
+            max_attempts=1,
+            session=self._session,
+        )
+        probe._guard = None
+        return probe
+
+    @contextmanager
+    def _calling(self, key: str | None) -> Iterator[None]:
+        """Make one endpoint call through the guard, translating botocore's errors."""
+        with self._guard.call() if self._guard else _no_guard():
+            try:
+                yield
+            except (ClientError, BotoCoreError) as exc:
+                raise self._error(exc, key) from exc
 
     @property
     def endpoint_url(self) -> str | None:
@@ -752,7 +931,8 @@ class S3Storage(Storage):
             signature_version="s3v4",
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
-            retries={"max_attempts": self._max_attempts, "mode": "standard"},
+            # botocore's "max_attempts" counts retries only; ours counts every attempt.
+            retries={"total_max_attempts": self._max_attempts, "mode": "standard"},
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
             s3={"addressing_style": self._addressing_style} if self._addressing_style else None,
@@ -784,6 +964,8 @@ class S3Storage(Storage):
             code = str(error.get("Code", ""))
             message = error.get("Message") or code
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            if code == "InvalidRange":
+                return _RangeNotSatisfiable(f"range not satisfiable for {_show(key or '')}")
             if code == "NoSuchBucket" or (key is None and code in _NOT_FOUND_CODES):
                 return StorageUnavailable(f"S3 bucket {bucket!r} does not exist at {where}")
             if code in _NOT_FOUND_CODES and key is not None:
@@ -836,7 +1018,7 @@ class S3Storage(Storage):
     def put(self, key: str, stream: BinaryIO, *, content_type: str | None = None) -> ObjectInfo:
         validate_key(key)
         extra = {"ContentType": content_type} if content_type else None
-        try:
+        with self._calling(key):
             self._client().upload_fileobj(
                 stream if _seekable(stream) else _FullReads(stream),
                 self._bucket,
@@ -844,8 +1026,6 @@ class S3Storage(Storage):
                 ExtraArgs=extra,
                 Config=_transfer_config(),
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error(exc, key) from exc
         self._bucket_seen = True
         # upload_fileobj returns nothing, and the ETag is what callers cache on.
         return self.stat(key)
@@ -859,28 +1039,25 @@ class S3Storage(Storage):
         if ranged:
             params["Range"] = f"bytes={start}-{'' if end is None else end}"
         try:
-            response = self._client().get_object(**params)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
-                # Either the object is empty (nothing to read) or start is past its end.
-                size = self.stat(key).size
-                if size == 0:
-                    return _empty_stream()
-                raise ValueError(
-                    f"range start {start} is past the last byte ({size - 1}) of {_show(key)}"
-                ) from None
-            raise self._error(exc, key) from exc
-        except BotoCoreError as exc:
-            raise self._error(exc, key) from exc
+            with self._calling(key):
+                response = self._client().get_object(**params)
+        except _RangeNotSatisfiable:
+            # Either the object is empty (nothing to read) or start is past its end.
+            size = self.stat(key).size
+            if size == 0:
+                return _empty_stream()
+            raise ValueError(
+                f"range start {start} is past the last byte ({size - 1}) of {_show(key)}"
+            ) from None
         self._bucket_seen = True
         body = response["Body"]
         chunks: Iterator[bytes] = body.iter_chunks(CHUNK_SIZE)
         if ranged and not response.get("ContentRange"):
             # The endpoint ignored Range and sent everything; cut the slice out here.
             chunks = _slice_chunks(chunks, start, end)
-        return _ChunkStream(self._guard(chunks, key), body.close)
+        return _ChunkStream(self._translate_stream(chunks, key), body.close)
 
-    def _guard(self, chunks: Iterator[bytes], key: str) -> Iterator[bytes]:
+    def _translate_stream(self, chunks: Iterator[bytes], key: str) -> Iterator[bytes]:
         """Re-raise failures in mid-download (timeouts, cut connections) as StorageErrors."""
         try:
             yield from chunks
@@ -890,22 +1067,20 @@ class S3Storage(Storage):
     def stat(self, key: str) -> ObjectInfo:
         validate_key(key)
         try:
-            head = self._client().head_object(Bucket=self._bucket, Key=key)
-        except (ClientError, BotoCoreError) as exc:
-            error = self._error(exc, key)
-            if isinstance(error, ObjectNotFound) and not self._bucket_seen:
+            with self._calling(key):
+                head = self._client().head_object(Bucket=self._bucket, Key=key)
+        except ObjectNotFound:
+            if not self._bucket_seen:
                 self.check()  # raises StorageUnavailable if the bucket is what's missing
-            raise error from exc
+            raise
         self._bucket_seen = True
         return self._info(key, head)
 
     def delete(self, key: str) -> None:
         validate_key(key)
-        try:
+        with self._calling(key):
             # S3 answers 204 for a missing key, so deletes are idempotent for free.
             self._client().delete_object(Bucket=self._bucket, Key=key)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error(exc, key) from exc
 
     def presigned_url(
         self, key: str, *, expires_in: int = 300, filename: str | None = None
@@ -927,25 +1102,28 @@ class S3Storage(Storage):
 
     def check(self) -> None:
         try:
-            self._client().head_bucket(Bucket=self._bucket)
-        except (ClientError, BotoCoreError) as exc:
-            error = self._error(exc)
-            if not isinstance(error, StorageUnavailable):
-                error = StorageUnavailable(str(error))
-            raise error from exc
+            with self._calling(None):
+                self._client().head_bucket(Bucket=self._bucket)
+        except StorageUnavailable:
+            raise
+        except StorageError as exc:
+            raise StorageUnavailable(str(exc)) from exc
         self._bucket_seen = True
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         _validate_prefix(prefix)
         paginator = self._client().get_paginator("list_objects_v2")
-        try:
-            for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
-                for item in page.get("Contents", ()):
-                    # Keys written by other tools may break our rules; leave them alone.
-                    if _is_valid_key(item["Key"]):
-                        yield item["Key"]
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error(exc) from exc
+        pages = iter(paginator.paginate(Bucket=self._bucket, Prefix=prefix))
+        while True:
+            # One guarded call per page, never held while the caller works on the keys.
+            with self._calling(None):
+                page = next(pages, None)
+            if page is None:
+                return
+            for item in page.get("Contents", ()):
+                # Keys written by other tools may break our rules; leave them alone.
+                if _is_valid_key(item["Key"]):
+                    yield item["Key"]
 
 
 # --------------------------------------------------------------------------- wiring
@@ -978,6 +1156,13 @@ def storage_from_config(config: Mapping[str, Any]) -> Storage:
             access_key_id=_setting(config, "S3_ACCESS_KEY_ID"),
             secret_access_key=_setting(config, "S3_SECRET_ACCESS_KEY"),
             addressing_style=_setting(config, "S3_ADDRESSING_STYLE"),
+            connect_timeout=float(config.get("STORAGE_CONNECT_TIMEOUT", 3)),
+            read_timeout=float(config.get("STORAGE_READ_TIMEOUT", 10)),
+            max_attempts=int(config.get("STORAGE_MAX_ATTEMPTS", 2)),
+            guard=CallGuard(
+                max_concurrent=int(config.get("STORAGE_MAX_CONCURRENT_CALLS", 2)),
+                cooldown=float(config.get("STORAGE_COOLDOWN_SECONDS", 15)),
+            ),
         )
     raise StorageError(f"unknown STORAGE_BACKEND {backend!r}; use 'local' or 's3'")
 

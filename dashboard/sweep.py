@@ -6,7 +6,8 @@ still leave an object behind. This sweep finds them. It never needs to read a wh
 table: each key names its row (`voices/system/{id}`, `voices/orgs/{org}/{id}[.{rev}]`,
 `generations/orgs/{org}/{id}[.{attempt}]`), so a batch of keys is checked with one
 primary-key lookup per table. Objects younger than the grace period are left alone, since their
-row may simply not be committed yet.
+row may simply not be committed yet. Readiness probe objects (`{prefix}/probe/{uuid}`,
+see `dashboard.health`) belong to no row: one a crash left behind is an orphan.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _PATTERNS = (
     (Voice, re.compile(rf"^voices/orgs/{_UUID}/(?P<id>{_UUID})(?:\.[A-Za-z0-9_-]+)?$")),
     (Generation, re.compile(rf"^generations/orgs/{_UUID}/(?P<id>{_UUID})(?:\.[A-Za-z0-9_-]+)?$")),
 )
+_PROBE = re.compile(rf"^(?:voices|generations)/probe/{_UUID}$")
 
 
 @dataclass(slots=True)
@@ -95,7 +97,7 @@ def find_orphans(
             for key in batch:
                 if key in referenced:
                     continue
-                if owner_of(key) is None:
+                if owner_of(key) is None and not _PROBE.match(key):
                     report.unrecognised.append(key)
                     continue
                 try:

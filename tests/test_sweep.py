@@ -92,3 +92,17 @@ def test_delete_removes_only_old_orphans(app, runner, objects):
 def test_grace_period_is_configurable(app, runner, objects):
     result = runner.invoke(args=["storage", "sweep", "--older-than", "0", "--delete"])
     assert "Deleted 3 orphaned objects." in result.output
+
+
+def test_a_left_behind_readiness_probe_is_an_orphan(app, runner):
+    from dashboard.storage import probe_key
+
+    with app.app_context():
+        old = put(probe_key("voices"), 2 * HOUR)
+        new = put(probe_key("generations"))
+    result = runner.invoke(args=["storage", "sweep", "--delete"])
+    assert result.exit_code == 0, result.output
+    assert "Deleted 1 orphaned object" in result.output
+    assert "not Voxboard's" not in result.output or "0 not Voxboard's" in result.output
+    with app.app_context():
+        assert not get_storage().exists(old) and get_storage().exists(new)
