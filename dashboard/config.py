@@ -18,6 +18,9 @@ from sqlalchemy.engine import make_url
 TRUTHY = {"1", "true", "yes", "on"}
 PRODUCTION_NAMES = {"production", "prod"}
 SECRET_KEY_FILE = "secret_key"
+# Sessions and CSRF tokens are HMAC-SHA1/SHA256-signed with SECRET_KEY: 32 characters
+# (`secrets.token_hex(16)` or longer) keep a key out of reach of offline guessing.
+MIN_SECRET_KEY_LENGTH = 32
 
 
 class ConfigError(RuntimeError):
@@ -36,6 +39,20 @@ def flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     if value is None or value.strip() == "":
         return default
     return value.strip().lower() in TRUTHY
+
+
+def number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    """Read a number of seconds, attempts or slots; refuse text or a value below `minimum`."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}.") from None
+    if not value >= minimum or value == float("inf"):
+        raise ConfigError(f"{name} must be a number of at least {minimum:g}, not {raw!r}.")
+    return value
 
 
 def normalise_database_url(url: str) -> tuple[str, bool]:
@@ -101,6 +118,17 @@ def storage_settings(env: Mapping[str, str], instance_path: str) -> dict[str, An
         or env.get("R2_SECRET_ACCESS_KEY")
         or None,
         "S3_ADDRESSING_STYLE": env.get("S3_ADDRESSING_STYLE", "").strip() or None,
+        # Every S3 call: how long to wait to connect and for the next bytes, how many
+        # attempts in all, and the per-process breaker and bulkhead (docs/operations.md).
+        "STORAGE_CONNECT_TIMEOUT": number(env, "STORAGE_CONNECT_TIMEOUT", 3.0, minimum=0.1),
+        "STORAGE_READ_TIMEOUT": number(env, "STORAGE_READ_TIMEOUT", 10.0, minimum=0.1),
+        "STORAGE_MAX_ATTEMPTS": int(number(env, "STORAGE_MAX_ATTEMPTS", 2, minimum=1)),
+        "STORAGE_MAX_CONCURRENT_CALLS": int(
+            number(env, "STORAGE_MAX_CONCURRENT_CALLS", 2, minimum=1)
+        ),
+        "STORAGE_COOLDOWN_SECONDS": number(env, "STORAGE_COOLDOWN_SECONDS", 15.0, minimum=1),
+        # /readyz's own storage probe: shorter than any request's wait.
+        "STORAGE_READY_TIMEOUT": number(env, "STORAGE_READY_TIMEOUT", 2.0, minimum=0.1),
     }
 
 
@@ -111,12 +139,17 @@ def load_secret_key(env: Mapping[str, str], instance_path: str, production: bool
     every deploy (or differs between workers) would silently log everybody out.
     """
     key = env.get("SECRET_KEY", "").strip()
+    make_one = "generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
+    if key and production and len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"SECRET_KEY is {len(key)} characters long; production needs at least "
+            f"{MIN_SECRET_KEY_LENGTH} random characters to sign sessions safely; {make_one}"
+        )
     if key:
         return key
     if production:
         raise ConfigError(
-            "SECRET_KEY is not set. In production Voxboard refuses to start without it; "
-            "generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
+            f"SECRET_KEY is not set. In production Voxboard refuses to start without it; {make_one}"
         )
     path = Path(instance_path) / SECRET_KEY_FILE
     try:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Response, abort, request
 
 from dashboard.storage import ObjectNotFound, Storage, StorageError
+
+log = logging.getLogger(__name__)
 
 
 def send_stored_object(
@@ -60,8 +64,16 @@ def send_stored_object(
     try:
         chunks = storage.open_range(key, start, end) if size else iter(())
     except ObjectNotFound:
-        abort(404, "The audio file is missing from storage.")
-    except StorageError:
+        # The row says the bytes exist, so this is storage losing them (or the wrong
+        # root or bucket configured), not a wrong link: a fault for operators to see.
+        log.error("object %s is missing from storage although its row says it exists", key)
+        abort(
+            502,
+            "This audio should be in storage but can't be found there. The fault has been "
+            "logged for the operators; please try again later.",
+        )
+    except StorageError as exc:
+        log.error("storage failed while opening %s: %s", key, exc)
         abort(502, "Audio storage is unavailable right now; please try again shortly.")
 
     response = Response(

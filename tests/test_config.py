@@ -34,6 +34,49 @@ def test_production_refuses_to_start_without_secret_key(tmp_path: Path, env) -> 
     assert not (tmp_path / "secret_key").exists()
 
 
+@pytest.mark.parametrize("key", ["x", "k" * 31])
+def test_production_refuses_a_secret_key_too_short_to_sign_with(tmp_path: Path, key) -> None:
+    env = {"DASHBOARD_ENV": "production", "SECRET_KEY": key}
+    with pytest.raises(ConfigError, match=f"SECRET_KEY is {len(key)} characters long.*at least 32"):
+        settings_from_env(env, str(tmp_path))
+
+
+def test_a_short_secret_key_is_fine_in_development(tmp_path: Path) -> None:
+    assert settings_from_env({"SECRET_KEY": "dev"}, str(tmp_path))["SECRET_KEY"] == "dev"
+
+
+def test_wsgi_reports_a_config_error_in_one_line_and_exits_1(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {"PATH": "/usr/bin:/bin", "DASHBOARD_ENV": "production", "SECRET_KEY": "short"}
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(root)!r}); import wsgi"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()], "one line, no traceback"
+    assert "SECRET_KEY is 5 characters long" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_storage_call_settings_have_defaults_and_refuse_nonsense(tmp_path: Path) -> None:
+    s = settings_from_env({}, str(tmp_path))
+    assert (s["STORAGE_CONNECT_TIMEOUT"], s["STORAGE_READ_TIMEOUT"]) == (3.0, 10.0)
+    assert (s["STORAGE_MAX_ATTEMPTS"], s["STORAGE_MAX_CONCURRENT_CALLS"]) == (2, 2)
+    assert s["STORAGE_READY_TIMEOUT"] < s["STORAGE_READ_TIMEOUT"]
+    s = settings_from_env({"STORAGE_READ_TIMEOUT": "2.5"}, str(tmp_path))
+    assert s["STORAGE_READ_TIMEOUT"] == 2.5
+    for bad in ("soon", "0", "-1", "inf", "nan"):
+        with pytest.raises(ConfigError, match="STORAGE_READ_TIMEOUT must be a number"):
+            settings_from_env({"STORAGE_READ_TIMEOUT": bad}, str(tmp_path))
+
+
 def test_production_with_secret_key_marks_cookies_secure(tmp_path: Path) -> None:
     s = settings_from_env({"DASHBOARD_ENV": "production", "SECRET_KEY": "k" * 64}, str(tmp_path))
     assert s["SECRET_KEY"] == "k" * 64

@@ -252,14 +252,27 @@ def test_storage_down_is_502_with_a_readable_text(owner, world, storage_down):
     )
 
 
-def test_a_missing_object_is_404_in_words(app, owner, world):
+def test_a_missing_object_is_a_logged_storage_fault(app, owner, world, caplog):
+    # The row says the audio exists: its absence is storage's fault (502), not a 404.
     with app.app_context(), rls.operator_access("test setup"):
         from dashboard.models import Generation
 
-        get_storage().delete(db.session.get(Generation, world.generation).audio_key)
+        key = db.session.get(Generation, world.generation).audio_key
+        get_storage().delete(key)
+    with caplog.at_level("ERROR", logger="dashboard.media"):
+        response = owner.get(audio_url(world.generation))
+    assert response.status_code == 502
+    assert "should be in storage but can't be found" in response.get_data(as_text=True)
+    assert key not in response.get_data(as_text=True)
+    assert f"object {key} is missing from storage" in caplog.text
+
+
+def test_local_storage_gone_is_502_not_404(app, owner, world):
+    import shutil
+
+    shutil.rmtree(app.config["STORAGE_LOCAL_ROOT"])
     response = owner.get(audio_url(world.generation))
-    assert response.status_code == 404
-    assert response.get_data(as_text=True) == "The audio file is missing from storage.\n"
+    assert response.status_code == 502
 
 
 def test_anonymous_callers_are_sent_to_log_in(client, world):

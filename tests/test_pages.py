@@ -135,12 +135,14 @@ def test_custom_voice_audio_is_not_served_publicly(app, client):
     assert client.get(audio_url(voice_id)).status_code == 404
 
 
-def test_audio_missing_from_storage_is_404_with_text(app, client, system_voice):
+def test_audio_missing_from_storage_is_a_502_storage_fault(app, client, system_voice, caplog):
     with app.app_context():
         get_storage().delete(system_voice_key(system_voice))
-    response = client.get(audio_url(system_voice))
-    assert response.status_code == 404
-    assert "missing from storage" in response.get_data(as_text=True)
+    with caplog.at_level("ERROR", logger="dashboard.media"):
+        response = client.get(audio_url(system_voice))
+    assert response.status_code == 502
+    assert "should be in storage but can't be found" in response.get_data(as_text=True)
+    assert "is missing from storage" in caplog.text
 
 
 def test_audio_with_storage_down_is_502(client, system_voice, storage_down):

@@ -197,7 +197,9 @@ def _open_object(storage: Storage, key: str) -> Iterator[bytes] | None:
     try:
         return storage.open_range(key)
     except ObjectNotFound:
-        log.warning("generation audio %s is missing from storage; left out of a ZIP", key)
+        # A storage fault (the row says the bytes exist); the ZIP is already streaming,
+        # so the file is left out and the manifest says so, and operators get the error.
+        log.error("generation audio %s is missing from storage; left out of a ZIP", key)
         return None
 
 
