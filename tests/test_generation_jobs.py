@@ -267,21 +267,23 @@ def test_the_speech_service_gets_the_text_voice_key_and_parameters(
 
 
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-def test_engine_outage_is_retried_then_fails(app, client, world, speech_service):
+def test_engine_outage_is_retried_then_fails(app, client, world, speech_service, caplog):
     app.config["JOB_MAX_RETRIES"] = 3
     speech_service.script(["503"] * 10)
     login(client, world.acme.owner)
 
-    generate(client, world.acme)
+    with caplog.at_level("WARNING", logger="dashboard.generations.jobs"):
+        generate(client, world.acme)
 
     generation = only_generation(app, world.acme)
     assert generation.status is FAILED
     assert generation.attempts == 4
     assert len(speech_service.requests) == 4
+    # Members read a plain sentence; the service's address and answer go to the log.
     assert generation.error == (
-        f"The speech service at {speech_service.url} answered 503 Service Unavailable. "
-        "(gave up after 4 attempts)"
+        "The speech service is unavailable right now. (gave up after 4 attempts)"
     )
+    assert f"The speech service at {speech_service.url} answered 503" in caplog.text
     assert generation.finished_at is not None
     assert generation.audio_key is None
     assert stored_generation_keys(app) == []
@@ -303,22 +305,25 @@ def test_engine_that_recovers_succeeds_on_the_third_attempt(app, client, world, 
     assert stored_generation_keys(app) == [generation.audio_key]
 
 
-def test_refused_request_fails_after_one_attempt(app, client, world):
+def test_refused_request_fails_after_one_attempt(app, client, world, caplog):
     """A 4xx can't be fixed by trying again; the engine here is built from the settings."""
     with tts_server(api_key=API_KEY) as server:
         app.config.update(TTS_ENGINE="chatterbox", TTS_URL=server.url, TTS_API_KEY=API_KEY)
         server.script(["422:Text is too long for this voice"])
         login(client, world.acme.owner)
         try:
-            generate(client, world.acme)
+            with caplog.at_level("WARNING", logger="dashboard.generations.jobs"):
+                generate(client, world.acme)
         finally:
             close_engine(app)
         assert len(server.requests) == 1
+        assert server.url.removeprefix("http://") not in only_generation(app, world.acme).error
 
     generation = only_generation(app, world.acme)
     assert generation.status is FAILED
     assert generation.attempts == 1
-    assert "422" in generation.error and "Text is too long for this voice" in generation.error
+    assert generation.error == "The speech service refused to speak this (HTTP 422)."
+    assert "Text is too long for this voice" in caplog.text  # the service's words: the log
     assert "gave up" not in generation.error
     assert stored_generation_keys(app) == []
 
@@ -327,20 +332,22 @@ def test_refused_request_fails_after_one_attempt(app, client, world):
 
 
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-def test_storage_failure_is_retried_then_fails(app, client, world, tmp_path):
+def test_storage_failure_is_retried_then_fails(app, client, world, tmp_path, caplog):
     not_a_folder = tmp_path / "objects-is-a-file"
     not_a_folder.write_text("storage can't put anything under a file")
     app.config.update(STORAGE_LOCAL_ROOT=str(not_a_folder), JOB_MAX_RETRIES=2)
     app.extensions["voxboard.storage"] = None
     login(client, world.acme.owner)
 
-    generate(client, world.acme)
+    with caplog.at_level("WARNING", logger="dashboard.generations.jobs"):
+        generate(client, world.acme)
 
     generation = only_generation(app, world.acme)
     assert generation.status is FAILED
     assert generation.attempts == 3
-    assert generation.error.startswith(f"{STORAGE_FAILURE}: ")
-    assert "is not a usable folder" in generation.error
+    assert generation.error.startswith(f"{STORAGE_FAILURE} ")
+    assert "is not a usable folder" not in generation.error
+    assert "is not a usable folder" in caplog.text
     assert generation.error.endswith("(gave up after 3 attempts)")
     assert generation.audio_key is None
     assert not_a_folder.read_text().startswith("storage can't")
@@ -360,24 +367,27 @@ def test_a_retry_note_reads_as_sentences(app, world, queue, tmp_path):
 
     generation = load(app, generation_id)
     assert generation.status is QUEUED
-    assert generation.error.startswith(f"Attempt 1 failed: {STORAGE_FAILURE}: cannot store ")
-    assert generation.error.endswith("is not a usable folder (Not a directory). Trying again.")
+    assert generation.error == f"Attempt 1 failed: {STORAGE_FAILURE} Trying again."
     assert queue.pending_count() == 1  # huey holds the retry
 
 
 def test_unreachable_object_storage_fails_with_the_storage_message(
-    app, client, world, storage_down
+    app, client, world, storage_down, caplog
 ):
     app.config["JOB_MAX_RETRIES"] = 1
     login(client, world.acme.owner)
 
-    generate(client, world.acme)
+    with caplog.at_level("WARNING", logger="dashboard.generations.jobs"):
+        generate(client, world.acme)
 
     generation = only_generation(app, world.acme)
     assert generation.status is FAILED
     assert generation.attempts == 2
-    assert generation.error.startswith(f"{STORAGE_FAILURE}: ")
-    assert storage_down.removeprefix("http://") in generation.error
+    assert generation.error == f"{STORAGE_FAILURE} (gave up after 2 attempts)"
+    # Endpoint, bucket and object key (with the org's id) are operators' business.
+    for internal in (storage_down.removeprefix("http://"), "'voices'", str(world.acme.org_id)):
+        assert internal not in generation.error
+    assert storage_down.removeprefix("http://") in caplog.text
     assert generation.audio_key is None and generation.audio_sha256 is None
 
 
@@ -708,3 +718,21 @@ def test_retry_of_another_orgs_generation_is_404(app, client, world):
     assert client.post(f"/o/acme/generations/{generation_id}/retry").status_code == 404
     assert client.post(f"/o/globex/generations/{generation_id}/retry").status_code == 404
     assert load(app, generation_id).status is FAILED
+
+
+def test_immediate_mode_retries_in_process_and_ends_failed(app, client, world, tmp_path):
+    """JOBS_IMMEDIATE has no scheduler: a delayed retry would leave the row "queued"."""
+    not_a_folder = tmp_path / "objects-is-a-file"
+    not_a_folder.write_text("")
+    app.config.update(
+        STORAGE_LOCAL_ROOT=str(not_a_folder), JOB_MAX_RETRIES=2, JOB_RETRY_DELAY_SECONDS=5
+    )
+    app.extensions["voxboard.storage"] = None
+    login(client, world.acme.owner)
+
+    generate(client, world.acme)
+
+    generation = only_generation(app, world.acme)
+    assert generation.status is FAILED
+    assert generation.attempts == 3
+    assert "Trying again" not in generation.error

@@ -342,3 +342,30 @@ def test_api_key_never_appears_in_errors_or_logs(
     assert len(server.requests) == 8
     assert all(API_KEY not in message for message in messages)
     assert API_KEY not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "script",
+    [["503"] * 4, ["drop"] * 4, ["garbage"], ["422:voice_key voices/orgs/42/x unknown"], ["400"]],
+)
+def test_what_members_read_names_no_address_setting_or_key(server: TTSServer, script) -> None:
+    server.script(script)
+    with ChatterboxEngine(server.url, API_KEY, timeout=5.0, retries=1, backoff=0.01) as engine:
+        error = failure(engine)
+    public = error.public_message
+    host = server.url.removeprefix("http://")
+    assert host in str(error)  # the full message, for the log, says where
+    for internal in (host, "127.0.0.1", "TTS_", "voices/", "http"):
+        assert internal not in public, public
+    assert public.endswith(".")
+
+
+def test_misconfiguration_reads_as_such_to_members(server: TTSServer) -> None:
+    with ChatterboxEngine(server.url, "wrong-key", timeout=5.0) as engine:
+        error = failure(engine)
+    assert "TTS_API_KEY" in str(error)
+    assert "TTS_" not in error.public_message and "administrator" in error.public_message
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    with ChatterboxEngine(unreachable, timeout=1.0, retries=0) as engine:
+        error = failure(engine)
+    assert error.public_message == "The speech service is unavailable right now."

@@ -51,7 +51,10 @@ log = logging.getLogger(__name__)
 
 REAP_BATCH = 500
 OPERATOR_ENGINE_KEY = "voxboard.operator_engine"
-STORAGE_FAILURE = "The audio could not be saved to storage"
+# What members read; the storage or engine error itself goes to the worker's log (it
+# names the endpoint, the bucket and the object key, which are operators' business).
+STORAGE_FAILURE = "Storage is unavailable, so the audio could not be saved."
+UNREADABLE_AUDIO = "The speech engine sent back audio that could not be read."
 WORKER_LOST = "The worker stopped while speaking this (it may have been restarted)"
 
 
@@ -125,15 +128,17 @@ def _run(generation_id: uuid.UUID) -> Outcome:
         result = app_engine(current_app).synthesize(text, ref, params)
         peaks = waveform_peaks(result.wav)
     except EngineError as exc:
-        return _attempt_failed(claim, str(exc), retryable=exc.retryable)
+        log.warning("generation %s: speech engine failed: %s", generation_id, exc)
+        return _attempt_failed(claim, exc.public_message, retryable=exc.retryable)
     except InvalidAudio as exc:
-        return _attempt_failed(claim, f"The speech engine sent unreadable audio: {exc}")
+        log.warning("generation %s: unreadable audio from the engine: %s", generation_id, exc)
+        return _attempt_failed(claim, UNREADABLE_AUDIO)
     key = generation_key(org_id, generation_id, secrets.token_hex(6))
     try:
         storage.put(key, io.BytesIO(result.wav), content_type="audio/wav")
     except StorageError as exc:
         log.warning("generation %s: storage failed: %s", generation_id, exc)
-        return _attempt_failed(claim, f"{STORAGE_FAILURE}: {exc}")
+        return _attempt_failed(claim, STORAGE_FAILURE)
 
     try:
         finished = db.session.execute(
@@ -190,6 +195,10 @@ def _attempt_failed(claim: Claim, message: str, *, retryable: bool = True) -> Ou
     if not retryable or claim.attempt > max_retries:
         return _finish_failed(claim, message, tries=claim.attempt)
     delay = float(current_app.config["JOB_RETRY_DELAY_SECONDS"]) * 2 ** (claim.attempt - 1)
+    if current_app.config.get("JOBS_IMMEDIATE"):
+        # Immediate mode has no scheduler to wake a delayed retry: the row would sit in
+        # "Trying again in 5 s" for ever. Retry in-process at once instead.
+        delay = 0.0
     # Storage errors don't end with a full stop; engine errors do.
     sentence = message if message.endswith((".", "!", "?")) else f"{message}."
     note = f"Attempt {claim.attempt} failed: {sentence} Trying again"

@@ -61,11 +61,22 @@ class EngineError(Exception):
 
     `retryable` tells the job runner whether trying again may help (a timeout, a 5xx, a
     dropped connection) or cannot (the engine refused the request itself, e.g. a 4xx).
+    `public_message` is the version members see (no addresses, paths or setting names).
     """
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, public: str | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self._public = public
+
+    @property
+    def public_message(self) -> str:
+        """What members may read: ``public`` when the full message names internals.
+
+        The full message (``str(exc)``) is for the log and operators: it may name the
+        service's address or a setting. Engines pass ``public`` whenever it does.
+        """
+        return self._public or str(self)
 
 
 def require_text(text: str) -> str:

@@ -62,6 +62,14 @@ _DETAIL_LIMIT = 200  # characters of the service's own error text kept in a mess
 _WAV_FORMATS = frozenset({"WAV", "WAVEX"})
 # Client errors that mean "not now" rather than "never": retried like a 5xx.
 _TRANSIENT_CLIENT_ERRORS = frozenset({408, 429})
+# What members read (EngineError.public_message); the full messages, with the service's
+# address and the settings to check, go to the worker's log for operators.
+UNAVAILABLE = "The speech service is unavailable right now."
+MISCONFIGURED = (
+    "The speech service is not set up correctly, so nothing can be spoken until an "
+    "administrator fixes it."
+)
+UNUSABLE_AUDIO = "The speech service sent back audio Voxboard can't use."
 
 
 def _seconds(value: float) -> str:
@@ -95,17 +103,21 @@ class ChatterboxEngine(Engine):
         try:
             parsed = httpx.URL(url.strip().rstrip("/"))
         except httpx.InvalidURL as exc:
-            raise EngineError(f"TTS_URL is not a valid URL: {exc}", retryable=False) from exc
+            raise EngineError(
+                f"TTS_URL is not a valid URL: {exc}", retryable=False, public=MISCONFIGURED
+            ) from exc
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise EngineError(
                 "TTS_URL must be an http:// or https:// URL with a host, e.g. http://tts:8000.",
                 retryable=False,
+                public=MISCONFIGURED,
             )
         if api_key is not None and not (api_key.isascii() and api_key.isprintable()):
             # httpx would fail to encode it, and its error would quote the key.
             raise EngineError(
                 "TTS_API_KEY contains characters that cannot be sent in an HTTP header.",
                 retryable=False,
+                public=MISCONFIGURED,
             )
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
@@ -135,12 +147,14 @@ class ChatterboxEngine(Engine):
                 "The chatterbox speech engine needs TTS_URL, the base URL of the speech "
                 "service (e.g. http://tts:8000); it is not set.",
                 retryable=False,
+                public=MISCONFIGURED,
             )
         timeout = float(config.get("TTS_TIMEOUT_SECONDS") or 120.0)
         if not timeout > 0:
             raise EngineError(
                 f"TTS_TIMEOUT_SECONDS must be a positive number of seconds, got {timeout:g}.",
                 retryable=False,
+                public=MISCONFIGURED,
             )
         return cls(url, config.get("TTS_API_KEY") or None, timeout=timeout)
 
@@ -223,6 +237,7 @@ class ChatterboxEngine(Engine):
                 raise EngineError(
                     f"The speech service at {self.origin} {problem}{_tried(attempts)}.",
                     retryable=True,
+                    public=UNAVAILABLE,
                 )
             delay = self.backoff * 2 ** (attempt - 1)
             logger.warning(
@@ -241,6 +256,7 @@ class ChatterboxEngine(Engine):
         status = response.status_code
         detail = self._detail(response)
         suffix = f": {detail}" if detail else ""
+        public = MISCONFIGURED
         if status in (401, 403):
             if self._api_key:
                 message = (
@@ -267,7 +283,8 @@ class ChatterboxEngine(Engine):
                 f"The speech service at {self.origin} rejected the request with "
                 f"{self._status_line(response)}{suffix}."
             )
-        raise EngineError(message, retryable=False)
+            public = f"The speech service refused to speak this (HTTP {status})."
+        raise EngineError(message, retryable=False, public=public)
 
     def _result(self, response: httpx.Response) -> SynthesisResult:
         """Decode the answer and return it, or raise when it is not a WAV file."""
@@ -280,17 +297,20 @@ class ChatterboxEngine(Engine):
                 f"The speech service at {self.origin} sent something that isn't audio "
                 f"({content_type}, {len(wav)} bytes).",
                 retryable=True,
+                public=UNUSABLE_AUDIO,
             ) from exc
         if info.format not in _WAV_FORMATS:
             raise EngineError(
                 f"The speech service at {self.origin} sent {info.format} audio; "
                 "Voxboard needs WAV.",
                 retryable=False,
+                public=UNUSABLE_AUDIO,
             )
         if info.frames <= 0:
             raise EngineError(
                 f"The speech service at {self.origin} sent an empty audio file.",
                 retryable=True,
+                public=UNUSABLE_AUDIO,
             )
         return SynthesisResult(
             wav=wav,

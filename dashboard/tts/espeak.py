@@ -75,6 +75,8 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _ENDPAUSE = 0x1000  # end with a sentence pause, as a person would
 _EE_OK = 0
+# What members read when the engine itself can't start (the log has the path and why).
+ESPEAK_BROKEN = "The offline speech engine could not start; an administrator has to fix it."
 _RATE, _VOLUME, _PITCH, _RANGE, _WORDGAP = 1, 2, 3, 4, 7
 _RATE_MIN, _RATE_MAX = 80, 450
 
@@ -311,13 +313,18 @@ class _Runtime:
         try:
             lib = ctypes.CDLL(espeakng_loader.get_library_path())
         except OSError as exc:
-            raise EngineError(f"The eSpeak NG library could not be loaded: {exc}") from exc
+            raise EngineError(
+                f"The eSpeak NG library could not be loaded: {exc}", public=ESPEAK_BROKEN
+            ) from exc
         self._declare(lib)
         rate = lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, os.fsencode(self._data_dir), _INITIALIZE_DONT_EXIT
         )
         if rate <= 0:
-            raise EngineError(f"eSpeak NG could not start with its data in {self._data_dir}.")
+            raise EngineError(
+                f"eSpeak NG could not start with its data in {self._data_dir}.",
+                public=ESPEAK_BROKEN,
+            )
         self._lib = lib
         self.sample_rate: int = rate
         version = lib.espeak_Info(None)
