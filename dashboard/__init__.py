@@ -53,6 +53,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         static_folder=str(PROJECT_ROOT / "static"),
     )
     register_config(app, test_config)
+    register_input_checks(app)
     register_extensions(app)
     register_blueprints(app)
     register_cli(app)
@@ -76,6 +77,13 @@ def register_config(app: Flask, test_config: Mapping[str, Any] | None) -> None:
             app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
                 app.config["SQLALCHEMY_DATABASE_URI"], app.config["DATABASE_POOLED"]
             )
+
+
+def register_input_checks(app: Flask) -> None:
+    """Refuse text no page or database can hold in the path and query, before any other hook."""
+    from dashboard import edge
+
+    edge.init_app(app)
 
 
 def register_extensions(app: Flask) -> None:

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import Email, EqualTo, InputRequired, Length, ValidationError
 
+from dashboard.forms import Form
 from dashboard.passwords import MAX_LENGTH, password_problem
 
 
-def strong_password(_form: FlaskForm, field: PasswordField) -> None:
+def strong_password(_form: Form, field: PasswordField) -> None:
     if problem := password_problem(field.data or ""):
         raise ValidationError(problem)
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     email = EmailField("Email", validators=[InputRequired(), Length(max=254)])
     password = PasswordField("Password", validators=[InputRequired(), Length(max=MAX_LENGTH)])
     next = HiddenField()
 
 
-class SignupForm(FlaskForm):
+class SignupForm(Form):
     display_name = StringField("Your name", validators=[InputRequired(), Length(max=100)])
     email = EmailField(
         "Email",
@@ -45,7 +45,7 @@ class SignupForm(FlaskForm):
             raise ValidationError("Name your organisation (you can create more later).")
 
 
-class ChangePasswordForm(FlaskForm):
+class ChangePasswordForm(Form):
     current = PasswordField("Current password", validators=[InputRequired()])
     password = PasswordField("New password", validators=[InputRequired(), strong_password])
     confirm = PasswordField(

@@ -12,10 +12,10 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from flask_wtf import FlaskForm
 from wtforms import Field, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
+from dashboard.forms import Form
 from dashboard.models.generations import REPETITION_PENALTY, TEMPERATURE, TEXT_MAX, TOP_K, TOP_P
 from dashboard.tts import SynthesisParams
 from dashboard.voices.forms import normalise_text
@@ -87,7 +87,7 @@ class ParameterField(StringField):
         self.parameter = parameter
         self.value: float | int = parameter.default
 
-    def pre_validate(self, form: FlaskForm) -> None:
+    def pre_validate(self, form: Form) -> None:
         try:
             self.value = self.parameter.parse(self.data)
         except ValueError as exc:
@@ -98,8 +98,11 @@ def _show(value: float | int) -> str:
     return f"{value:g}"
 
 
-class GenerateForm(FlaskForm):
-    """Text to speak, the voice and the four parameters."""
+class GenerateForm(Form):
+    """Text to speak, the voice and the four parameters.
+
+    A NUL or another character no database stores is refused by the base `Form`.
+    """
 
     text = TextAreaField(
         "Text",
@@ -118,15 +121,6 @@ class GenerateForm(FlaskForm):
     top_p = ParameterField(PARAMETER_BY_NAME["top_p"])
     top_k = ParameterField(PARAMETER_BY_NAME["top_k"])
     repetition_penalty = ParameterField(PARAMETER_BY_NAME["repetition_penalty"])
-
-    def validate_text(self, field: Field) -> None:
-        # Neither database stores a NUL (PostgreSQL refuses it, SQLite's length() stops
-        # at it), and no engine could speak it.
-        if field.data and "\x00" in field.data:
-            raise ValidationError(
-                "The text contains a NUL character, which can't be spoken; "
-                "remove it (paste the text as plain text) and try again."
-            )
 
     def validate_voice(self, field: Field) -> None:
         if not field.data:

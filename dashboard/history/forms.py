@@ -6,10 +6,10 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, Field, HiddenField, SelectField
 from wtforms.fields import SelectChoice
 
+from dashboard.forms import Form
 from dashboard.history.queries import HistoryFilters, Selection
 
 # More ticked boxes than this is a job for "all generations matching these filters".
@@ -36,11 +36,11 @@ class UUIDListField(Field):
         return ""
 
 
-class DeleteGenerationForm(FlaskForm):
+class DeleteGenerationForm(Form):
     """The confirmation button: only the CSRF token."""
 
 
-class BulkForm(FlaskForm):
+class BulkForm(Form):
     """A bulk action on ticked generations, or on every generation matching the filters.
 
     The filters come as hidden fields named like the filter form's (`q`, `voice`,

@@ -7,11 +7,11 @@ the choices shown to what the caller may grant.
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectField
 from wtforms.fields import SelectChoice
 from wtforms.validators import Email, InputRequired, Length
 
+from dashboard.forms import Form
 from dashboard.models import MemberRole
 
 
@@ -24,7 +24,7 @@ def strip(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
 
 
-class InviteForm(FlaskForm):
+class InviteForm(Form):
     email = EmailField(
         "Email",
         filters=[strip],  # pasted addresses often carry spaces
@@ -41,7 +41,7 @@ class InviteForm(FlaskForm):
         return MemberRole(self.role.data)
 
 
-class RoleForm(FlaskForm):
+class RoleForm(Form):
     role = SelectField("Role", choices=role_choices())
 
     @property
@@ -49,5 +49,5 @@ class RoleForm(FlaskForm):
         return MemberRole(self.role.data)
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(Form):
     """A button that confirms an action (remove, leave, revoke, join): only the CSRF token."""

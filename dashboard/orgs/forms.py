@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import InputRequired, Length
 
+from dashboard.forms import Form
 
-class NewOrgForm(FlaskForm):
+
+class NewOrgForm(Form):
     name = StringField("Name", validators=[InputRequired(), Length(max=100)])

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from functools import cache
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 
+from dashboard.forms import Form
 from dashboard.languages import DEFAULT_LANGUAGE, language_choices
 from dashboard.models import VoiceCategory
 from dashboard.models.voices import DESCRIPTION_MAX, NAME_MAX
@@ -55,7 +55,7 @@ def normalise_text(value: str | None) -> str | None:
     return value.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-class VoiceForm(FlaskForm):
+class VoiceForm(Form):
     """Fields shared by creating and editing a custom voice."""
 
     name = StringField(
@@ -126,5 +126,5 @@ class EditVoiceForm(VoiceForm):
             raise ValidationError(CONSENT_MESSAGE + " It applies to the new audio too.")
 
 
-class DeleteVoiceForm(FlaskForm):
+class DeleteVoiceForm(Form):
     """The confirmation button: only the CSRF token."""

@@ -1,0 +1,38 @@
+"""What the database and object storage hold, to prove that a refused request wrote nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from dashboard import rls
+from dashboard.extensions import db
+from dashboard.storage import get_storage
+
+
+def stored_state(app: Flask) -> dict[str, Any]:
+    """Return every row of every table and every object key, comparable with `==`.
+
+    Every table the models declare, so a table added later is covered by itself; read
+    as the operator (past row-level security) outside any request.
+    """
+    state: dict[str, Any] = {}
+    with app.app_context(), rls.operator_access("test check spans orgs"):
+        for table in db.metadata.sorted_tables:
+            rows = db.session.execute(select(table)).all()
+            state[table.name] = sorted(repr(tuple(row)) for row in rows)
+        db.session.rollback()
+        state["objects"] = sorted(get_storage().list_keys(""))
+    return state
+
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Return the tables (and "objects") whose content differs, with what was added/removed."""
+    found = {}
+    for name in before.keys() | after.keys():
+        old, new = set(before.get(name, ())), set(after.get(name, ()))
+        if old != new:
+            found[name] = {"added": sorted(new - old)[:3], "removed": sorted(old - new)[:3]}
+    return found
