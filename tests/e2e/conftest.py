@@ -34,17 +34,23 @@ CHROMIUM_ARGS = [
 ]
 
 
+E2E_DIR = Path(__file__).resolve().parent
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
+    # pytest hands this hook every item of the session, not only this folder's: mark and
+    # skip the browser tests alone, or a machine without Chromium skips everything.
+    browser_items = [item for item in items if item.path.resolve().is_relative_to(E2E_DIR)]
+    for item in browser_items:
         item.add_marker(pytest.mark.e2e)
-    if shutil.which(CHROMIUM):
+    if not browser_items or shutil.which(CHROMIUM):
         return
     if os.environ.get("REQUIRE_BROWSER") == "1":
         raise pytest.UsageError(f"REQUIRE_BROWSER=1 but {CHROMIUM} is missing")
     skip = pytest.mark.skip(
         reason=f"browser tests skipped: {CHROMIUM} not found (apt-get install chromium)"
     )
-    for item in items:
+    for item in browser_items:
         item.add_marker(skip)
 
 
