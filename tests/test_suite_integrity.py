@@ -55,3 +55,17 @@ def test_require_browser_turns_the_skip_into_a_failure():
     )
     assert done.returncode != 0
     assert "REQUIRE_BROWSER=1 but /nonexistent/chromium is missing" in done.stdout + done.stderr
+
+
+def test_require_no_skips_fails_a_run_that_skipped_anything():
+    done = run_pytest(
+        "tests/e2e/test_home.py", CHROMIUM_PATH="/nonexistent/chromium", REQUIRE_NO_SKIPS="1"
+    )
+    assert done.returncode == 1, done.stdout
+    assert "REQUIRE_NO_SKIPS=1 but" in done.stdout and "tests skipped" in done.stdout
+    assert "tests/e2e/test_home.py::" in done.stdout
+
+
+def test_a_run_without_skips_passes_with_require_no_skips():
+    done = run_pytest("tests/test_config.py", REQUIRE_NO_SKIPS="1")
+    assert done.returncode == 0, done.stdout
