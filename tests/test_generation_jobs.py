@@ -416,7 +416,7 @@ def wait_for_requests(server: TTSServer, count: int, timeout: float = 10.0) -> N
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 def test_row_deleted_while_speaking_leaves_no_object(app, world, speech_service):
     generation_id = add_generation(app, world.acme)
-    speech_service.slow(1.0)
+    gate = speech_service.hold()  # the engine answers only once the row is gone
 
     thread, outcomes = run_in_thread(app, generation_id, world.acme)
     try:
@@ -426,6 +426,7 @@ def test_row_deleted_while_speaking_leaves_no_object(app, world, speech_service)
             db.session.execute(delete(Generation).where(Generation.id == generation_id))
             db.session.commit()
     finally:
+        gate.set()
         thread.join(timeout=30)
     assert not thread.is_alive()
 
@@ -437,12 +438,12 @@ def test_row_deleted_while_speaking_leaves_no_object(app, world, speech_service)
 def test_stale_run_cannot_finish_the_row_or_leave_an_object(app, world, speech_service):
     """The reaper hands a slow run's row to a new run; the slow one finishing loses."""
     generation_id = add_generation(app, world.acme)
-    speech_service.slow(2.0)
+    gate = speech_service.hold()  # the first run speaks until the second has finished
 
     thread, outcomes = run_in_thread(app, generation_id, world.acme)
     try:
         wait_for_requests(speech_service, 1)
-        speech_service.slow(0)  # the first request keeps its delay; the next is quick
+        speech_service.stop_holding()  # the first request stays held; the next is quick
         with app.app_context(), tenancy.all_tenants("test: the reaper spans orgs"):
             report = reap_stuck(db.session, dt.timedelta(0), max_retries=3)
         assert report.requeued == [generation_id]
@@ -451,6 +452,7 @@ def test_stale_run_cannot_finish_the_row_or_leave_an_object(app, world, speech_s
                 enqueue_generation(gid, org_id)  # immediate: the second run finishes now
         assert load(app, generation_id).status is SUCCEEDED
     finally:
+        gate.set()
         thread.join(timeout=30)
     assert not thread.is_alive()
 

@@ -13,6 +13,8 @@ Use::
         engine = ChatterboxEngine(server.url, "k", backoff=0.01)
         server.script(["503", "503", "ok"])   # the next three requests
         server.slow(2.0)                      # every request waits 2 s first; 0 stops
+        gate = server.hold()                  # following requests wait for gate.set()
+        server.stop_holding()                 # new requests no longer wait
         ...
         server.requests                       # every request received, in order
 
@@ -95,6 +97,7 @@ class TTSServer:
         self._lock = threading.Lock()
         self._script: deque[str] = deque()
         self._delay = 0.0
+        self._gate: threading.Event | None = None
         self._requests: list[RecordedRequest] = []
         self._closing = threading.Event()
         self._engine = EspeakEngine()
@@ -116,11 +119,34 @@ class TTSServer:
         with self._lock:
             self._delay = seconds
 
-    def _record(self, request: RecordedRequest) -> tuple[str, float]:
+    def hold(self) -> threading.Event:
+        """Make following requests wait until the returned event is set (no clock involved).
+
+        Tests use it to act while a request is certainly in flight, however slow the
+        machine, instead of racing a fixed delay.
+        """
+        gate = threading.Event()
+        with self._lock:
+            self._gate = gate
+        return gate
+
+    def stop_holding(self) -> None:
+        """Let new requests through at once; requests already held keep waiting."""
+        with self._lock:
+            self._gate = None
+
+    def _record(self, request: RecordedRequest) -> tuple[str, float, threading.Event | None]:
         with self._lock:
             self._requests.append(request)
             behaviour = self._script.popleft() if self._script else "ok"
-            return behaviour, self._delay
+            return behaviour, self._delay, self._gate
+
+    def _held(self, gate: threading.Event | None) -> bool:
+        """Wait for `gate` unless the server is closing; return whether to carry on."""
+        while gate is not None and not gate.wait(0.05):
+            if self._closing.is_set():
+                return False
+        return True
 
     def _wait(self, seconds: float) -> bool:
         """Sleep unless the server is closing; return whether to carry on."""
@@ -198,8 +224,8 @@ class _Handler(BaseHTTPRequestHandler):
             json=parsed,
         )
         tts = self.server.tts
-        behaviour, delay = tts._record(request)
-        if not tts._wait(delay):
+        behaviour, delay, gate = tts._record(request)
+        if not tts._wait(delay) or not tts._held(gate):
             return
         name, _, argument = behaviour.partition(":")
         if name == "drop":
