@@ -26,19 +26,31 @@ from flask_login import current_user, login_required
 from sqlalchemy import event, false, or_, select
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
-from dashboard.models import (
-    AnalyticsSnapshot,
-    Generation,
-    Invitation,
-    MemberRole,
-    Membership,
-    Voice,
-)
+from dashboard.models import Base, MemberRole, Voice
 
-# Rows that belong to exactly one organisation. Voices are special (system voices are
-# shared), so they get their own criteria below.
-TENANT_MODELS: tuple[type, ...] = (Generation, Membership, Invitation, AnalyticsSnapshot)
-SCOPED_MODELS: tuple[type, ...] = (*TENANT_MODELS, Voice)
+# Tables with an `org_id` that are shared on purpose: a row with no org is everyone's.
+# Voices: the 20 system voices have no org; they get their own criteria below.
+SHARED_MODELS: tuple[type, ...] = (Voice,)
+# Tables with an `org_id` that neither wall should bind, each with its reason. Empty:
+# adding one here is a decision a reviewer must see, not a default.
+EXEMPT_MODELS: dict[type, str] = {}
+
+
+def models_with_org_id(registry: Any = Base.registry) -> tuple[type, ...]:
+    """Every mapped class whose table has an `org_id` column, in table-name order."""
+    found = [mapper.class_ for mapper in registry.mappers if "org_id" in mapper.local_table.columns]
+    return tuple(sorted(found, key=lambda model: model.__tablename__))
+
+
+# Rows that belong to exactly one organisation: derived from the models, so a new
+# table with an `org_id` gets both walls (this filter and, through `dashboard.rls`,
+# the PostgreSQL policies `flask rls check` verifies) without anyone listing it.
+TENANT_MODELS: tuple[type, ...] = tuple(
+    model
+    for model in models_with_org_id()
+    if model not in SHARED_MODELS and model not in EXEMPT_MODELS
+)
+SCOPED_MODELS: tuple[type, ...] = (*TENANT_MODELS, *SHARED_MODELS)
 
 _current_org: ContextVar[uuid.UUID | None] = ContextVar("voxboard_current_org", default=None)
 _current_user: ContextVar[uuid.UUID | None] = ContextVar("voxboard_current_user", default=None)

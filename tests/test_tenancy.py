@@ -138,3 +138,81 @@ def test_no_code_fetches_tenant_rows_by_primary_key():
             if isinstance(first, ast.Name) and first.id in TENANT_MODEL_NAMES:
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+# ------------------------------------------------ which tables are tenant tables
+
+
+def test_every_table_with_an_org_id_is_scoped_or_exempt_with_a_reason():
+    from dashboard import tenancy
+    from dashboard.models import Base
+
+    with_org = {
+        mapper.class_ for mapper in Base.registry.mappers if "org_id" in mapper.local_table.columns
+    }
+    assert with_org == set(tenancy.SCOPED_MODELS) | set(tenancy.EXEMPT_MODELS)
+    assert all(reason.strip() for reason in tenancy.EXEMPT_MODELS.values())
+    assert not set(tenancy.TENANT_MODELS) & set(tenancy.SHARED_MODELS)
+
+
+def test_a_new_model_with_an_org_id_becomes_a_tenant_model_without_being_listed():
+    """Derivation, not a hand-kept list: plant a model on a throwaway registry."""
+    from sqlalchemy import Integer, Uuid
+    from sqlalchemy.orm import DeclarativeBase, mapped_column
+
+    from dashboard import tenancy
+
+    class Scratch(DeclarativeBase):
+        pass
+
+    class ApiThing(Scratch):
+        __tablename__ = "api_things"
+        id = mapped_column(Uuid, primary_key=True)
+        org_id = mapped_column(Uuid)
+
+    class Global(Scratch):
+        __tablename__ = "globals"
+        id = mapped_column(Integer, primary_key=True)
+
+    assert tenancy.models_with_org_id(Scratch.registry) == (ApiThing,)
+
+
+@pytest.mark.postgres
+def test_the_databases_policies_cover_exactly_the_tenant_tables(pg_schema):
+    """Every table with an org_id column has row-level security on, forced, and a policy."""
+    from sqlalchemy import create_engine, text
+
+    from dashboard import rls, tenancy
+
+    engine = create_engine(pg_schema)
+    try:
+        with engine.connect() as conn:
+            with_org = set(
+                conn.scalars(
+                    text(
+                        "SELECT table_name FROM information_schema.columns "
+                        "WHERE table_schema = current_schema() AND column_name = 'org_id'"
+                    )
+                )
+            )
+            secured = {
+                name: (enabled, forced)
+                for name, enabled, forced in conn.execute(
+                    text(
+                        "SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class "
+                        "WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'"
+                    )
+                )
+            }
+            with_policy = set(
+                conn.scalars(
+                    text("SELECT tablename FROM pg_policies WHERE schemaname = current_schema()")
+                )
+            )
+    finally:
+        engine.dispose()
+    exempt = {model.__tablename__ for model in tenancy.EXEMPT_MODELS}
+    assert with_org - exempt == set(rls.TENANT_TABLES)
+    for table in rls.TENANT_TABLES:
+        assert secured[table] == (True, True), f"{table}: row-level security not enabled and forced"
+        assert table in with_policy, f"{table} has no policy"
