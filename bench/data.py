@@ -114,7 +114,6 @@ USER_COLUMNS = (
     "email",
     "password_hash",
     "display_name",
-    "session_token",
     "created_at",
     "updated_at",
 )
@@ -281,7 +280,7 @@ def plan_accounts(
         user_id = uuid7_at(created, rng, counter=user_index % 4096)
         user_index += 1
         user_rows.append(
-            (user_id, email, password_hash, name, secrets.token_hex(16), ts(created), ts(created))
+            (user_id, email, password_hash, name, ts(created), ts(created))
         )
         return user_id
 

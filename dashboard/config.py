@@ -7,6 +7,7 @@ environment mapping and the instance folder, which is what the tests exercise.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from collections.abc import Mapping
@@ -132,6 +133,31 @@ def storage_settings(env: Mapping[str, str], instance_path: str) -> dict[str, An
     }
 
 
+def whole_number(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    """Read a whole number (minutes, hours); refuse text, fractions or less than `minimum`."""
+    value = number(env, name, default, minimum=minimum)
+    if not float(value).is_integer():
+        raise ConfigError(f"{name} must be a whole number, not {env[name].strip()!r}.")
+    return int(value)
+
+
+def session_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """Read how long a login session lasts: idle timeout and absolute lifetime.
+
+    The cookie only names a server-side session (`dashboard/login_sessions.py`), which
+    ends after `SESSION_IDLE_TIMEOUT_MINUTES` without a request or `SESSION_LIFETIME_HOURS`
+    after logging in, whichever comes first. Flask's permanent-session and Flask-Login's
+    remember-cookie lifetimes are the same, so no cookie is meant to outlive its session.
+    """
+    hours = whole_number(env, "SESSION_LIFETIME_HOURS", 168)
+    return {
+        "SESSION_IDLE_TIMEOUT_MINUTES": whole_number(env, "SESSION_IDLE_TIMEOUT_MINUTES", 720),
+        "SESSION_LIFETIME_HOURS": hours,
+        "PERMANENT_SESSION_LIFETIME": dt.timedelta(hours=hours),
+        "REMEMBER_COOKIE_DURATION": dt.timedelta(hours=hours),
+    }
+
+
 def load_secret_key(env: Mapping[str, str], instance_path: str, production: bool) -> str:
     """Return `SECRET_KEY`, generating a development key into the instance folder once.
 
@@ -222,4 +248,5 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
         "REMEMBER_COOKIE_SECURE": production,
     }
     settings.update(storage_settings(env, instance_path))
+    settings.update(session_settings(env))
     return settings

@@ -76,7 +76,8 @@ def get_huey(app: Flask | None = None) -> Huey:
 
 
 def register_tasks(huey: Huey, app: Flask) -> None:
-    """Register the speech task and the periodic tasks (reaper, snapshot) on `huey`, for `app`."""
+    """Register the speech task and the periodic ones (reaper, snapshot, sessions) for `app`."""
+    from dashboard import login_sessions
     from dashboard.analytics import snapshots as analytics_snapshots
     from dashboard.generations import jobs as generation_jobs
 
@@ -101,6 +102,14 @@ def register_tasks(huey: Huey, app: Flask) -> None:
     def snapshot() -> None:
         with app.app_context():
             analytics_snapshots.snapshot_from_worker()
+
+    # Login sessions past their idle timeout or lifetime act for nobody; drop their rows.
+    @huey.periodic_task(crontab(minute="37"), name="purge-sessions")
+    def purge_sessions() -> None:
+        with app.app_context():
+            removed = login_sessions.purge_from_worker()
+        if removed:
+            log.info("purged %d expired login session(s)", removed)
 
     huey.voxboard_speak = speak  # type: ignore[attr-defined]
 

@@ -186,11 +186,21 @@ def redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def login(client, user) -> None:
-    """Log `user` in on `client` the way Flask-Login's session cookie would."""
+def login(client, user) -> str:
+    """Log `user` in on `client` as the login form would; return the session's login id.
+
+    The server-side session row is committed in an app context of its own (a database
+    session and connection of its own), so a caller's open transaction is left alone.
+    """
+    from dashboard import login_sessions
+
+    with client.application.app_context():
+        login_id = login_sessions.start(user, "pytest", "127.0.0.1")
+        db.session.commit()
     with client.session_transaction() as session:
-        session["_user_id"] = user.get_id()
+        session["_user_id"] = login_id
         session["_fresh"] = True
+    return login_id
 
 
 @pytest.fixture

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+
 import click
 import pytest
 from sqlalchemy import func, select
 
-from dashboard import tenancy
+from dashboard import login_sessions, tenancy
 from dashboard.demo import DEMO_ACCOUNTS
 from dashboard.extensions import db
-from dashboard.models import MemberRole, Membership, Organization, User, Voice
+from dashboard.models import MemberRole, Membership, Organization, User, UserSession, Voice
 from dashboard.passwords import hash_password, verify_password
 from tests.conftest import BACKENDS
 from tests.factories import make_membership, make_org, make_user
@@ -48,6 +50,24 @@ def roles(slug: str) -> dict[str, MemberRole]:
 
 def count(model) -> int:
     return db.session.scalar(select(func.count()).select_from(model))
+
+
+def open_sessions_for(app, *emails: str) -> None:
+    """Log each user in once (a server-side session row), as the login form would."""
+    with app.app_context(), tenancy.all_tenants("test setup"):
+        for email in emails:
+            login_sessions.start(user_by_email(email), "pytest", "127.0.0.1")
+        db.session.commit()
+
+
+def session_owners(app) -> list[str]:
+    """Return the emails of the users with an open session, sorted."""
+    with app.app_context(), tenancy.all_tenants("test"):
+        return sorted(
+            db.session.scalars(
+                select(User.email).join(UserSession, UserSession.user_id == User.id).distinct()
+            )
+        )
 
 
 def assert_one_error_line(result, *fragments: str) -> None:
@@ -328,8 +348,10 @@ def test_add_member_needs_a_role(runner, ada):
 
 @both_databases
 def test_set_password_from_stdin_changes_it_and_ends_sessions(app, runner, ada):
-    with app.app_context(), tenancy.all_tenants("test"):
-        old_token = user_by_email("ada@example.com").session_token
+    with app.app_context(), tenancy.all_tenants("test setup"):
+        make_user(email="bob@example.com")
+        db.session.commit()
+    open_sessions_for(app, "ada@example.com", "bob@example.com")
 
     result = runner.invoke(
         args=["users", "set-password", "ada@example.com", "--password-stdin"],
@@ -342,7 +364,7 @@ def test_set_password_from_stdin_changes_it_and_ends_sessions(app, runner, ada):
         ada = user_by_email("ada@example.com")
         assert verify_password(ada.password_hash, OTHER_PASSWORD)
         assert not verify_password(ada.password_hash, PASSWORD)
-        assert ada.session_token != old_token
+    assert session_owners(app) == ["bob@example.com"]  # only ada's sessions ended
 
 
 def test_set_password_by_prompt(app, runner, ada):
@@ -410,15 +432,24 @@ def credentials(output: str) -> list[str]:
     return lines[start:]
 
 
-def demo_state() -> dict[str, tuple[MemberRole, str, str]]:
-    """Return {email: (role, password hash, session token)} of the demo org's members."""
+def demo_state() -> dict[str, tuple[MemberRole, str, list[uuid.UUID]]]:
+    """Return {email: (role, password hash, open session ids)} of the demo org's members."""
     rows = db.session.execute(
-        select(User.email, Membership.role, User.password_hash, User.session_token)
+        select(User.email, Membership.role, User.password_hash, User.id)
         .join(Membership, Membership.user_id == User.id)
         .join(Organization, Organization.id == Membership.org_id)
         .where(Organization.slug == "demo")
     ).all()
-    return {email: (role, pw, token) for email, role, pw, token in rows}
+    return {
+        email: (
+            role,
+            pw,
+            sorted(
+                db.session.scalars(select(UserSession.id).where(UserSession.user_id == user_id))
+            ),
+        )
+        for email, role, pw, user_id in rows
+    }
 
 
 @both_databases
@@ -446,6 +477,11 @@ def test_seed_demo_creates_one_org_with_three_logins_and_reruns_change_nothing(a
         }
         assert count(User) == 3 and count(Membership) == 3
 
+    # Open sessions show whether a re-run reset anyone's password (which ends them).
+    open_sessions_for(app, *(account.email for account in DEMO_ACCOUNTS))
+    with app.app_context(), tenancy.all_tenants("test"):
+        state = demo_state()
+        assert all(sessions for _, _, sessions in state.values())
     second = runner.invoke(args=["seed", "--demo"])
     assert second.exit_code == 0, second.output
     assert "Demo: nothing to do; Demo Studio (demo) and its logins are there." in second.output
@@ -477,6 +513,7 @@ def test_seed_demo_never_resets_what_someone_changed(app, runner):
         input=OTHER_PASSWORD + "\n",
     )
     assert result.exit_code == 0, result.output
+    open_sessions_for(app, *(account.email for account in DEMO_ACCOUNTS))
     with app.app_context(), tenancy.all_tenants("test"):
         admin = user_by_email("admin@demo.voxboard.test")
         db.session.delete(

@@ -39,7 +39,14 @@ from dashboard.models import (
     VoiceVariant,
 )
 from tests.conftest import login, make_config, private_schema_app
-from tests.factories import make_generation, make_membership, make_org, make_user, make_voice
+from tests.factories import (
+    detach,
+    make_generation,
+    make_membership,
+    make_org,
+    make_user,
+    make_voice,
+)
 from tests.pg_roles import app_role_name
 
 # The application filter off: only row-level security stands between the orgs.
@@ -198,9 +205,10 @@ def test_without_an_org_only_system_voices_are_visible(web_app: Flask, world: Wo
 @pytest.mark.postgres
 def test_the_web_app_works_as_the_web_role(web_app: Flask, app: Flask, world: World):
     client = web_app.test_client()
+    # `login` needs the app's one pooled connection, so not inside a context holding it.
     with web_app.app_context():
-        user_u = db.session.get_one(User, world.user_u)
-        login(client, user_u)
+        user_u = detach(db.session.get_one(User, world.user_u))
+    login(client, user_u)
     assert client.get("/home").status_code == 302  # the org switcher's query
     assert client.get(f"/o/{world.slug_a}/").status_code == 200
     members = client.get(f"/o/{world.slug_a}/members/")
@@ -208,7 +216,8 @@ def test_the_web_app_works_as_the_web_role(web_app: Flask, app: Flask, world: Wo
     created = client.post("/orgs/new", data={"name": "Made by the web role"})
     assert created.status_code in (302, 303), created.text
     with web_app.app_context():
-        login(client, db.session.get_one(User, world.user_x))
+        user_x = detach(db.session.get_one(User, world.user_x))
+    login(client, user_x)
     assert client.get(f"/o/{world.slug_a}/").status_code == 404
     with app.app_context(), tenancy.all_tenants("check the new org's owner as the owner"):
         owner = (
@@ -556,9 +565,7 @@ def test_verify_web_role_refuses_what_it_cannot_check(tmp_path: Path):
     ],
 )
 def test_rls_required_setting(env: dict[str, str], required: bool, tmp_path: Path):
-    # One declared worker: production refuses per-process login counters otherwise.
-    base = {"SECRET_KEY": "k" * 64, "WEB_CONCURRENCY": "1"}
-    settings = settings_from_env({**base, **env}, str(tmp_path))
+    settings = settings_from_env({"SECRET_KEY": "k" * 64, **env}, str(tmp_path))
     assert settings["RLS_REQUIRED"] is required
 
 

@@ -9,11 +9,12 @@ from flask import current_app, flash, g, make_response, redirect, render_templat
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
+from dashboard import login_sessions
 from dashboard.auth import bp, services
 from dashboard.auth.forms import ChangePasswordForm, LoginForm, SignupForm
 from dashboard.extensions import db, limiter
 from dashboard.htmx import redirect_to
-from dashboard.models import normalise_email
+from dashboard.models import User, normalise_email
 from dashboard.orgs.services import AccountError
 
 
@@ -55,6 +56,12 @@ def too_many_attempts(limit) -> object:
     return response
 
 
+def log_in(user: User) -> None:
+    """Start a server-side session for `user` and name it in the cookie; the caller commits."""
+    login_sessions.start(user, request.user_agent.string, request.remote_addr)
+    login_user(user)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(
     login_limit,
@@ -76,9 +83,13 @@ def login():
     if current_user.is_authenticated and request.method == "GET":
         return redirect(safe_next(form.next.data) or url_for("orgs.landing"))
     if form.validate_on_submit():
-        user = services.authenticate(form.email.data, form.password.data)
+        try:
+            user = services.authenticate(form.email.data, form.password.data)
+        except AccountError as exc:  # the right password for a disabled account
+            form.form_errors.append(str(exc))
+            return render_template("auth/login.html", form=form), 403
         if user is not None:
-            login_user(user)
+            log_in(user)
             db.session.commit()
             return redirect_to(safe_next(form.next.data) or url_for("orgs.landing"))
         g.login_failed = True
@@ -100,8 +111,8 @@ def signup():
         except AccountError as exc:
             form.email.errors.append(str(exc))
         else:
+            log_in(user)
             db.session.commit()
-            login_user(user)
             flash(f"Welcome to Voxboard, {user.display_name}.", "success")
             home = url_for("org.home", org_slug=org.slug) if org else url_for("orgs.landing")
             return redirect_to(safe_next(form.next.data) or home)
@@ -111,8 +122,9 @@ def signup():
 
 @bp.post("/logout")
 def logout():
-    """Log out (POST only: a link or image can't log anyone out)."""
-    logout_user()
+    """Log out, ending the session on the server (POST only: a link can't log anyone out)."""
+    logout_user()  # `login_sessions.end_on_logout` deletes the session's row
+    db.session.commit()
     flash("You are logged out.", "info")
     return redirect_to(url_for("auth.login"))
 
@@ -120,7 +132,7 @@ def logout():
 @bp.route("/account/password", methods=["GET", "POST"])
 @login_required
 def change_password():
-    """Change the password; every other session of this user ends."""
+    """Change the password; every other session of this user ends, this one stays."""
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
@@ -129,7 +141,6 @@ def change_password():
             form.current.errors.append(str(exc))
         else:
             db.session.commit()
-            login_user(current_user._get_current_object())  # this session gets the new token
             flash("Password changed. Other sessions have been logged out.", "success")
             return redirect_to(url_for("orgs.landing"))
     status = 422 if form.errors else 200

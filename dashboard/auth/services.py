@@ -11,8 +11,15 @@ from dashboard.passwords import hash_password, needs_rehash, verify_password
 _DUMMY_HASH: dict[str, str] = {}
 
 
+DISABLED_MESSAGE = "This account is disabled. Ask your Voxboard administrator to enable it."
+
+
 def authenticate(email: str, password: str) -> User | None:
-    """Return the user whose email and password match, or None."""
+    """Return the user whose email and password match, or None.
+
+    A disabled account raises `AccountError` instead, and only after the right password:
+    whoever can't type it learns nothing more than "no match".
+    """
     user = find_user(email)
     if user is None:
         dummy = _DUMMY_HASH.setdefault("h", hash_password("not the password of anyone"))
@@ -20,6 +27,8 @@ def authenticate(email: str, password: str) -> User | None:
         return None
     if not verify_password(user.password_hash, password):
         return None
+    if user.disabled_at is not None:
+        raise AccountError(DISABLED_MESSAGE)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
@@ -35,7 +44,7 @@ def sign_up(
 
 
 def change_password(user: User, current: str, new: str) -> None:
-    """Change `user`'s password after checking the current one; ends other sessions."""
+    """Change `user`'s password after checking the current one; ends their other sessions."""
     if not verify_password(user.password_hash, current):
         raise AccountError("Your current password is not correct.")
-    set_password(user, new)
+    set_password(user, new, keep_session=user.get_id())

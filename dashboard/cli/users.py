@@ -1,4 +1,4 @@
-"""`flask users ...`: create logins, manage memberships, set passwords.
+"""`flask users ...`: create logins, manage memberships, set passwords, disable logins.
 
 Passwords come from a hidden prompt or stdin, never from an argument.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
+from dashboard import login_sessions
 from dashboard.cli.helpers import (
     ROLE_CHOICE,
     echo_table,
@@ -22,7 +23,9 @@ from dashboard.cli.helpers import (
 from dashboard.models import MemberRole, Organization
 from dashboard.orgs import services
 
-users_group = AppGroup("users", help="Create users, manage memberships and set passwords.")
+users_group = AppGroup(
+    "users", help="Create users, manage memberships, set passwords, disable and enable logins."
+)
 
 
 @users_group.command("create")
@@ -90,6 +93,44 @@ def set_password_command(email: str, password_stdin: bool) -> None:
         services.set_password(user, password)
         who = user.email
     click.echo(f"Password changed for {who}; their open sessions have ended, so they log in again.")
+
+
+@users_group.command("disable")
+@click.argument("email")
+def disable_command(email: str) -> None:
+    """Stop a user logging in and end every session they have open."""
+    with operator_transaction("users disable"):
+        user = require_user(email)
+        ended = services.disable_user(user)
+        who = user.email
+    if ended is None:
+        click.echo(f"{who} is already disabled; nothing changed.")
+    else:
+        click.echo(
+            f"Disabled {who}; {ended} open session(s) ended (`flask users enable` undoes it)."
+        )
+
+
+@users_group.command("enable")
+@click.argument("email")
+def enable_command(email: str) -> None:
+    """Let a disabled user log in again."""
+    with operator_transaction("users enable"):
+        user = require_user(email)
+        changed = services.enable_user(user)
+        who = user.email
+    if changed:
+        click.echo(f"Enabled {who}; they can log in again.")
+    else:
+        click.echo(f"{who} is not disabled; nothing changed.")
+
+
+@users_group.command("purge-sessions")
+def purge_sessions_command() -> None:
+    """Delete login sessions past their idle timeout or lifetime (workers do it hourly)."""
+    with operator_transaction("users purge-sessions"):
+        removed = login_sessions.purge_expired()
+    click.echo(f"Deleted {removed} expired session(s).")
 
 
 @users_group.command("list")

@@ -34,7 +34,8 @@ def generation_limit() -> str:
 
 
 def user_key() -> str:
-    return f"generate:{current_user.get_id() if current_user.is_authenticated else 'anon'}"
+    # The user, not the login id: that names one session, and a second login is free.
+    return f"generate:{current_user.id if current_user.is_authenticated else 'anon'}"
 
 
 @generate_bp.route("/", methods=["GET", "POST"], endpoint="index")

@@ -303,7 +303,8 @@ def accept(org_slug: str, token: str):
 @public_bp.post("/join/<org_slug>/<token>/switch-account")
 def switch_account(org_slug: str, token: str):
     """Log out and come back to the invitation, which then asks to log in as its addressee."""
-    logout_user()
+    logout_user()  # ends the server-side session too (`login_sessions.end_on_logout`)
+    db.session.commit()
     return htmx.redirect_to(url_for("invitations.accept", org_slug=org_slug, token=token))
 
 

@@ -4,6 +4,7 @@ from dashboard.models.analytics import AnalyticsSnapshot
 from dashboard.models.base import Base, new_id, utcnow
 from dashboard.models.enums import GenerationStatus, MemberRole, VoiceCategory, VoiceVariant
 from dashboard.models.generations import Generation
+from dashboard.models.sessions import UserSession
 from dashboard.models.tenancy import Invitation, Membership, Organization, User, normalise_email
 from dashboard.models.voices import Voice
 
@@ -17,6 +18,7 @@ __all__ = [
     "Membership",
     "Organization",
     "User",
+    "UserSession",
     "Voice",
     "VoiceCategory",
     "VoiceVariant",

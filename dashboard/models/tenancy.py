@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import uuid
 
 from flask_login import UserMixin
@@ -12,11 +11,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from dashboard.models.base import Base, TimestampMixin, UTCDateTime, new_id
 from dashboard.models.enums import MemberRole, db_enum
-
-
-def new_session_token() -> str:
-    """Return a fresh random value that ties login sessions to the current password."""
-    return secrets.token_hex(16)
 
 
 class Organization(TimestampMixin, Base):
@@ -64,8 +58,8 @@ class User(UserMixin, TimestampMixin, Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     display_name: Mapped[str] = mapped_column(String(100))
-    # Part of every login session's id: rotating it (on password change) ends them all.
-    session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
+    # Set by `flask users disable`: no login, and every session was ended then.
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -75,9 +69,25 @@ class User(UserMixin, TimestampMixin, Base):
     def _normalise_email(self, _key: str, value: str) -> str:
         return normalise_email(value)
 
+    # Flask-Login's id for the session this object was loaded through (or just started):
+    # "<user id>:<session id>:<secret>". Not a column; set by `dashboard.login_sessions`.
+    login_id = None
+
     def get_id(self) -> str:
-        """Return the login session id: the user's id and their current session token."""
-        return f"{self.id}:{self.session_token}"
+        """Return the id Flask-Login keeps in the cookie: the server-side session's."""
+        if self.login_id is None:
+            raise RuntimeError("no login session: start one with login_sessions.start()")
+        return self.login_id
+
+    @property
+    def is_active(self) -> bool:
+        """Tell Flask-Login whether this user may be logged in (not disabled)."""
+        return self.disabled_at is None
+
+    # UserMixin compares `get_id()`, which names a session now: a user is its row.
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
 
     def __repr__(self) -> str:
         return f"<User {self.email}>"

@@ -7,10 +7,9 @@ import unicodedata
 
 from sqlalchemy import func, select
 
-from dashboard import tenancy
+from dashboard import login_sessions, tenancy
 from dashboard.extensions import db
-from dashboard.models import MemberRole, Membership, Organization, User, normalise_email
-from dashboard.models.tenancy import new_session_token
+from dashboard.models import MemberRole, Membership, Organization, User, normalise_email, utcnow
 from dashboard.passwords import hash_password
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])$")
@@ -87,11 +86,33 @@ def create_user(email: str, display_name: str, password: str) -> User:
     return user
 
 
-def set_password(user: User, password: str) -> None:
-    """Change `user`'s password and end every session they have open."""
+def set_password(user: User, password: str, keep_session: str | None = None) -> None:
+    """Change `user`'s password and end every session they have open but `keep_session`.
+
+    The web keeps the session that made the change (its login id); the CLI ends all.
+    """
     user.password_hash = hash_password(password)
-    user.session_token = new_session_token()
+    login_sessions.end_all(user, keep=keep_session)
     db.session.flush()
+
+
+def disable_user(user: User) -> int | None:
+    """Stop `user` logging in and end their sessions; return how many, None if already off."""
+    if user.disabled_at is not None:
+        return None
+    user.disabled_at = utcnow()
+    ended = login_sessions.end_all(user)
+    db.session.flush()
+    return ended
+
+
+def enable_user(user: User) -> bool:
+    """Let a disabled `user` log in again; return False when they weren't disabled."""
+    if user.disabled_at is None:
+        return False
+    user.disabled_at = None
+    db.session.flush()
+    return True
 
 
 def add_member(org: Organization, user: User, role: MemberRole) -> Membership:
