@@ -93,6 +93,18 @@ def roles(app) -> dict[uuid.UUID, MemberRole]:
         return dict(db.session.execute(select(Membership.id, Membership.role)).all())
 
 
+def changed_roles(
+    before: dict[uuid.UUID, MemberRole], changes: dict[uuid.UUID, MemberRole | None]
+) -> dict[uuid.UUID, MemberRole]:
+    """Return `before` with `changes` applied (None: the membership is gone).
+
+    Tests compare the whole map, so a change that also touched another membership (a
+    missing `where`, the wrong row) fails, not only one that missed its target.
+    """
+    after = {**before, **changes}
+    return {mid: role for mid, role in after.items() if role is not None}
+
+
 def invitations(app) -> dict[uuid.UUID, tuple]:
     with app.app_context(), tenancy.all_tenants("test check"):
         rows = db.session.execute(
@@ -168,20 +180,25 @@ def test_access_matrix(app, client, team, action, who, status):
     after_roles, after_invitations = roles(app), invitations(app)
     ids = team["ids"]
     changed = status == 303
-    if action == "invite":
-        assert (len(after_invitations) == len(before_invitations) + 1) is changed
-    elif action == "change_role":
-        assert (after_roles[ids["target"]] is ADMIN) is changed
-    elif action == "remove":
-        assert (ids["target"] not in after_roles) is changed
-    elif action == "revoke":
-        assert (ids["invitation"] not in after_invitations) is changed
-    elif action == "leave":
-        assert (ids[who] not in after_roles) is changed
-        if changed:
-            assert response.headers["Location"] == "/home"
+    role_changes = {
+        "change_role": {ids["target"]: ADMIN},
+        "remove": {ids["target"]: None},
+        "leave": {ids[who]: None},
+    }
+    expected = changed_roles(before_roles, role_changes.get(action, {}) if changed else {})
+    assert after_roles == expected
+    if action == "invite" and changed:
+        (new,) = after_invitations.keys() - before_invitations.keys()
+        assert after_invitations[new][0] == "new@x.example"
+        assert {k: v for k, v in after_invitations.items() if k != new} == before_invitations
+    elif action == "revoke" and changed:
+        assert after_invitations == {
+            k: v for k, v in before_invitations.items() if k != ids["invitation"]
+        }
     else:
-        assert (after_roles, after_invitations) == (before_roles, before_invitations)
+        assert after_invitations == before_invitations
+    if changed and action == "leave":
+        assert response.headers["Location"] == "/home"
     if changed and action == "invite":
         assert response.headers["Location"] == "/o/acme/members/#invitations"
     elif changed and action != "leave":
@@ -257,11 +274,12 @@ def test_members_page_query_count_does_not_grow_with_the_team(app, client, team,
 
 
 def test_last_owner_cannot_step_down(app, client, team):
+    before = roles(app)
     login(client, team["users"]["owner"])
     response = client.post(members_url(f"{team['ids']['owner']}/role"), data={"role": "admin"})
     assert response.status_code == 409
     assert "only owner" in html_of(response)
-    assert roles(app)[team["ids"]["owner"]] is OWNER
+    assert roles(app) == before
 
 
 def test_last_owner_cannot_leave(app, client, team):
@@ -302,10 +320,11 @@ def promote(app, membership_id, role):
 def test_owner_may_step_down_when_another_owner_exists(app, client, team):
     ids = team["ids"]
     promote(app, ids["admin"], OWNER)
+    before = roles(app)
     login(client, team["users"]["owner"])
     response = client.post(members_url(f"{ids['owner']}/role"), data={"role": "member"})
     assert response.status_code == 303 and response.headers["Location"] == members_url()
-    assert roles(app)[ids["owner"]] is MEMBER
+    assert roles(app) == changed_roles(before, {ids["owner"]: MEMBER})
     page = main_of(client.get(members_url()))
     assert "Owner Person is now a member." in page
     assert "<form" not in page  # a member now: the page is read-only
@@ -314,25 +333,29 @@ def test_owner_may_step_down_when_another_owner_exists(app, client, team):
 def test_stepping_down_over_htmx_reloads_the_page(app, client, team):
     ids = team["ids"]
     promote(app, ids["admin"], OWNER)
+    before = roles(app)
     login(client, team["users"]["owner"])
     response = client.post(members_url(f"{ids['owner']}/role"), data={"role": "admin"}, headers=HX)
     assert response.status_code == 204 and response.headers["HX-Redirect"] == members_url()
-    assert roles(app)[ids["owner"]] is ADMIN
+    assert roles(app) == changed_roles(before, {ids["owner"]: ADMIN})
 
 
 def test_owner_with_a_co_owner_may_leave_and_demote_them(app, client, team):
     ids = team["ids"]
     promote(app, ids["admin"], OWNER)
+    before = roles(app)
     login(client, team["users"]["owner"])
     assert (
         client.post(members_url(f"{ids['admin']}/role"), data={"role": "member"}).status_code == 303
     )
-    assert roles(app)[ids["admin"]] is MEMBER
+    assert roles(app) == changed_roles(before, {ids["admin"]: MEMBER})
     # now the only owner again
     assert client.post(members_url("leave")).status_code == 409
+    assert roles(app) == changed_roles(before, {ids["admin"]: MEMBER})
     promote(app, ids["admin"], OWNER)
     response = client.post(members_url("leave"))
-    assert response.status_code == 303 and ids["owner"] not in roles(app)
+    assert response.status_code == 303
+    assert roles(app) == changed_roles(before, {ids["owner"]: None})
     assert client.get(members_url()).status_code == 404  # no longer a member
 
 
@@ -373,24 +396,38 @@ def test_admin_confirmation_page_for_an_owner_explains_the_refusal(client, team)
 
 
 def test_member_cannot_change_their_own_role(app, client, team):
+    before = roles(app)
     login(client, team["users"]["member"])
     response = client.post(members_url(f"{team['ids']['member']}/role"), data={"role": "admin"})
     assert response.status_code == 403
-    assert roles(app)[team["ids"]["member"]] is MEMBER
+    assert roles(app) == before
 
 
 def test_owner_may_make_someone_owner(app, client, team):
+    before = roles(app)
     login(client, team["users"]["owner"])
     response = client.post(members_url(f"{team['ids']['target']}/role"), data={"role": "owner"})
     assert response.status_code == 303
-    assert roles(app)[team["ids"]["target"]] is OWNER
+    assert roles(app) == changed_roles(before, {team["ids"]["target"]: OWNER})
     assert "Tara Target is now an owner." in html_of(client.get(members_url()))
 
 
-def test_invalid_role_is_422_with_the_page(app, client, team):
+@pytest.mark.parametrize("role", ["king", "", "OWNER", "owner "])
+def test_invalid_role_is_422_with_the_page(app, client, team, role):
+    before = roles(app)
     login(client, team["users"]["owner"])
-    response = client.post(members_url(f"{team['ids']['target']}/role"), data={"role": "king"})
+    response = client.post(members_url(f"{team['ids']['target']}/role"), data={"role": role})
     assert response.status_code == 422 and "Choose a valid role" in html_of(response)
+    assert roles(app) == before
+
+
+def test_choosing_the_current_role_changes_nothing_and_says_nothing(app, client, team):
+    before = roles(app)
+    login(client, team["users"]["owner"])
+    response = client.post(members_url(f"{team['ids']['target']}/role"), data={"role": "member"})
+    assert response.status_code == 303
+    assert roles(app) == before
+    assert "is now" not in html_of(client.get(members_url()))
 
 
 def test_removing_a_member_keeps_everything_else(app, client, team):
@@ -725,11 +762,13 @@ def test_sign_up_with_next_lands_on_the_accept_page(app, client, team):
 
 
 def test_htmx_role_change_gets_the_members_block(app, client, team):
+    before = roles(app)
     login(client, team["users"]["owner"])
     response = client.post(
         members_url(f"{team['ids']['target']}/role"), data={"role": "admin"}, headers=HX
     )
     assert response.status_code == 200
+    assert roles(app) == changed_roles(before, {team["ids"]["target"]: ADMIN})
     assert "HX-Request" in response.headers["Vary"]
     html = html_of(response).strip()
     assert html.startswith('<section id="members"') and html.endswith("</section>")
@@ -749,6 +788,7 @@ def test_htmx_invite_gets_the_invitations_block_with_the_link(app, client, team)
 
 
 def test_htmx_refusals_get_the_block_with_their_status(app, client, team):
+    before = (roles(app), invitations(app))
     login(client, team["users"]["owner"])
     invalid = client.post(
         members_url("invitations"), data={"email": "nope", "role": "member"}, headers=HX
@@ -762,6 +802,7 @@ def test_htmx_refusals_get_the_block_with_their_status(app, client, team):
     assert last_owner.status_code == 409
     assert html_of(last_owner).strip().startswith('<section id="members"')
     assert "only owner" in html_of(last_owner)
+    assert (roles(app), invitations(app)) == before
 
 
 def test_htmx_remove_and_revoke_get_their_blocks(app, client, team):
@@ -907,6 +948,7 @@ def test_members_flow_as_the_web_role_under_row_level_security(
     owner_client, newcomer_client = web.test_client(), web.test_client()
     ids, (newcomer_user, _, token) = team["ids"], newcomer
     _, foreign_token = invitation_for(app, "other", team, "newcomer@example.com")
+    before = roles(app)
     try:
         login(owner_client, team["users"]["owner"])
         page = main_of(owner_client.get(members_url()))
@@ -917,9 +959,16 @@ def test_members_flow_as_the_web_role_under_row_level_security(
         )
         assert invited.status_code == 303
         changed = owner_client.post(members_url(f"{ids['target']}/role"), data={"role": "admin"})
+        # Row-level security hides rows from an UPDATE without an error: the status alone
+        # can't tell a change from a silent no-op, the rows can.
         assert changed.status_code == 303
+        assert roles(app) == changed_roles(before, {ids["target"]: ADMIN})
+        assert "Tara Target is now an admin." in html_of(owner_client.get(members_url()))
+        refused = owner_client.post(members_url(f"{ids['owner']}/role"), data={"role": "member"})
+        assert refused.status_code == 409  # the only owner
         assert owner_client.post(members_url("leave")).status_code == 409  # owners locked
         assert owner_client.post(members_url(f"{ids['outsider']}/remove")).status_code == 404
+        assert roles(app) == changed_roles(before, {ids["target"]: ADMIN})
 
         login(newcomer_client, newcomer_user)
         assert newcomer_client.get(join_url(foreign_token)).status_code == 404  # other org's
@@ -933,6 +982,10 @@ def test_members_flow_as_the_web_role_under_row_level_security(
             db.session.remove()
             db.engine.dispose()
     after = roles(app)
-    assert after[ids["target"]] is ADMIN
-    assert ADMIN in {role for mid, role in after.items() if mid not in ids.values()}
+    with app.app_context(), tenancy.all_tenants("test check"):
+        joined_as = db.session.execute(
+            select(Membership.id, Membership.org_id).where(Membership.user_id == newcomer_user.id)
+        ).one()
+    assert joined_as.org_id == ids["acme"]
+    assert after == changed_roles(before, {ids["target"]: ADMIN, joined_as.id: ADMIN})
     assert any(row[0] == "rls@x.example" for row in invitations(app).values())
