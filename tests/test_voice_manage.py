@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import soundfile
 from sqlalchemy import insert, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import OperationalError
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import stream_encode_multipart
@@ -141,6 +142,38 @@ def custom_voices(app) -> dict[str, Voice]:
     with app.app_context(), rls.operator_access("test check"):
         voices = db.session.scalars(select(Voice).where(Voice.variant == VoiceVariant.CUSTOM))
         return {v.name: detach(v) for v in voices.all()}
+
+
+# Columns an edit may move by itself: the row's own clock.
+CLOCK = {"updated_at"}
+
+
+def voice_rows(app) -> dict[uuid.UUID, dict[str, Any]]:
+    """Every voice (system and custom, every org) with every column, by id."""
+    columns = [attr.key for attr in sa_inspect(Voice).column_attrs]
+    with app.app_context(), rls.operator_access("test check"):
+        voices = db.session.scalars(select(Voice)).all()
+        return {v.id: {c: getattr(v, c) for c in columns} for v in voices}
+
+
+def assert_only_changed(before: dict, after: dict, voice_id, **expected: Any) -> None:
+    """Assert that `voice_id` now has `expected` (columns), nothing else changed anywhere.
+
+    A column given as ... must have changed to anything; the others keep their values,
+    and every other voice is exactly as it was.
+    """
+    assert after.keys() == before.keys()
+    assert {k: v for k, v in after.items() if k != voice_id} == {
+        k: v for k, v in before.items() if k != voice_id
+    }
+    old, new = before[voice_id], after[voice_id]
+    for column, value in expected.items():
+        if value is ...:
+            assert new[column] != old[column], column
+        else:
+            assert new[column] == value, (column, new[column])
+    unchanged = old.keys() - expected.keys() - CLOCK
+    assert {c: new[c] for c in unchanged} == {c: old[c] for c in unchanged}
 
 
 def object_keys(app) -> set[str]:
@@ -379,18 +412,34 @@ def test_create_edit_replace_and_delete_under_row_level_security(app, client, wo
     )
     first_key = voice.audio_key
 
+    before = voice_rows(app)
+    flac = audio_bytes(15, fmt="FLAC")
     edited = upload(
         client,
-        write(tmp_path, "b.flac", audio_bytes(15, fmt="FLAC")),
+        write(tmp_path, "b.flac", flac),
         url=edit_url(voice.id),
         name="Studio Host II",
         description="",
+        category="AUDIOBOOK",
     )
     assert edited.status_code == 303, html_of(edited)
+    assert_only_changed(
+        before,
+        voice_rows(app),
+        voice.id,
+        name="Studio Host II",
+        description=None,
+        category=VoiceCategory.AUDIOBOOK,
+        language="en-GB",  # the form sent en-GB this time
+        audio_key=...,
+        audio_sha256=hashlib.sha256(flac).hexdigest(),
+        audio_size=len(flac),
+        audio_duration_ms=15_000,
+        audio_content_type="audio/flac",
+    )
     voice = custom_voices(app)["Studio Host II"]
-    assert voice.description is None and voice.audio_content_type == "audio/flac"
-    assert voice.audio_key.startswith(first_key + ".") and voice.audio_duration_ms == 15_000
-    assert first_key not in object_keys(app) and voice.audio_key in object_keys(app)
+    assert voice.audio_key.startswith(first_key + ".")
+    assert first_key not in object_keys(app) and read_object(app, voice.audio_key) == flac
 
     deleted = client.post(delete_url(voice.id))
     assert deleted.status_code == 303
@@ -495,6 +544,7 @@ def test_name_taken_in_the_org_is_an_inline_error(app, client, world, tmp_path):
 
 
 def test_same_name_in_another_org_or_as_a_system_voice_is_fine(app, client, world, tmp_path):
+    before = voice_rows(app)
     as_user(client, world)
     assert (
         upload(client, write(tmp_path, "a.wav", audio_bytes(12)), name="Outsider").status_code
@@ -503,6 +553,13 @@ def test_same_name_in_another_org_or_as_a_system_voice_is_fine(app, client, worl
     assert (
         upload(client, write(tmp_path, "b.wav", audio_bytes(12)), name="Aaron").status_code == 303
     )
+    after = voice_rows(app)
+    assert {k: v for k, v in after.items() if k in before} == before  # theirs, untouched
+    added = [after[k] for k in after.keys() - before.keys()]
+    assert sorted((v["name"], v["org_id"], v["variant"]) for v in added) == [
+        ("Aaron", world.acme, VoiceVariant.CUSTOM),
+        ("Outsider", world.acme, VoiceVariant.CUSTOM),
+    ]
 
 
 def test_org_comes_from_the_url_never_from_the_form(app, client, world, tmp_path):
@@ -526,6 +583,8 @@ def test_htmx_create_redirects_and_refusal_returns_the_form_block(app, client, w
     created = upload(client, write(tmp_path, "b.wav", audio_bytes(12)), headers=HX)
     assert created.status_code == 204
     assert created.headers["HX-Redirect"] == "/o/acme/voices/"
+    voice = custom_voices(app)["Studio Host"]
+    assert voice.org_id == world.acme and voice.audio_key in object_keys(app)
 
 
 def test_success_flashes_on_the_library_page(client, world, tmp_path):
@@ -644,15 +703,27 @@ def test_database_failure_while_replacing_audio_keeps_the_old_object(
 
 
 def test_replacing_audio_deletes_the_old_object_after_the_commit(app, client, world, tmp_path):
+    before = voice_rows(app)
     data = audio_bytes(20, fmt="OGG", subtype="VORBIS")
     response = upload(
         as_user(client, world), write(tmp_path, "new.ogg", data), url=edit_url(world.narrator)
     )
     assert response.status_code == 303, html_of(response)
+    assert_only_changed(
+        before,
+        voice_rows(app),
+        world.narrator,
+        name="Studio Host",
+        description="Bright and quick",
+        category=VoiceCategory.PODCAST,
+        audio_key=...,
+        audio_sha256=hashlib.sha256(data).hexdigest(),
+        audio_size=len(data),
+        audio_duration_ms=20_000,
+        audio_content_type="audio/ogg",
+    )
     voice = custom_voices(app)["Studio Host"]
-    assert voice.id == world.narrator and voice.audio_key != world.narrator_key
     assert voice.audio_key.startswith(custom_voice_key(world.acme, world.narrator) + ".")
-    assert (voice.audio_size, voice.audio_duration_ms) == (len(data), 20_000)
     assert read_object(app, voice.audio_key) == data
     assert world.narrator_key not in object_keys(app)
 
@@ -667,7 +738,8 @@ def test_old_audio_that_cannot_be_deleted_is_logged_and_left(app, client, world,
         )
     assert response.status_code == 303
     voice = custom_voices(app)["Studio Host"]
-    assert voice.audio_key != world.narrator_key
+    assert voice.id == world.narrator and voice.audio_key != world.narrator_key
+    assert voice.audio_sha256 == hashlib.sha256(read_object(app, voice.audio_key)).hexdigest()
     assert world.narrator_key in object_keys(app)  # for a sweep; no row points at it
     assert f"could not delete unused audio {world.narrator_key}" in caplog.text
 
@@ -686,6 +758,7 @@ def test_edit_page_shows_the_voice_and_its_audio(client, world):
 
 
 def test_edit_without_new_audio_needs_no_consent_and_keeps_the_audio(app, client, world):
+    before, audio = voice_rows(app), read_object(app, world.narrator_key)
     response = upload(
         as_user(client, world),
         url=edit_url(world.narrator),
@@ -696,18 +769,21 @@ def test_edit_without_new_audio_needs_no_consent_and_keeps_the_audio(app, client
         consent=None,
     )
     assert response.status_code == 303
-    voice = custom_voices(app)["Narrator"]
-    assert (voice.description, voice.category, voice.language) == (
-        "Calmer now",
-        VoiceCategory.NARRATIVE,
-        "en-AU",
+    assert_only_changed(
+        before,
+        voice_rows(app),
+        world.narrator,
+        description="Calmer now",
+        category=VoiceCategory.NARRATIVE,
+        language="en-AU",
     )
-    assert voice.audio_key == world.narrator_key and world.narrator_key in object_keys(app)
+    assert read_object(app, world.narrator_key) == audio  # the same object, untouched
     with client.session_transaction() as session:
         assert session["_flashes"] == [("success", "Narrator was saved.")]
 
 
 def test_new_audio_needs_the_consent_and_passes_the_same_checks(app, client, world, tmp_path):
+    before, keys = voice_rows(app), object_keys(app)
     as_user(client, world)
     no_consent = upload(
         client,
@@ -719,18 +795,18 @@ def test_new_audio_needs_the_consent_and_passes_the_same_checks(app, client, wor
     assert "It applies to the new audio too." in html_of(no_consent)
     short = upload(client, write(tmp_path, "b.wav", audio_bytes(4)), url=edit_url(world.narrator))
     assert short.status_code == 422 and "only 4.0 seconds long" in html_of(short)
-    assert custom_voices(app)["Narrator"].audio_key == world.narrator_key
-    assert len(object_keys(app)) == 2
+    assert voice_rows(app) == before and object_keys(app) == keys
 
 
 def test_renaming_to_a_taken_name_is_an_inline_error(app, client, world):
     with app.app_context(), tenancy.all_tenants("test setup"):
         make_voice(_org(world), name="Taken")
         db.session.commit()
+    before = voice_rows(app)
     response = upload(as_user(client, world), url=edit_url(world.narrator), name="TAKEN")
     assert response.status_code == 422
     assert "already has a voice called “TAKEN”" in html_of(response)
-    assert "Narrator" in custom_voices(app)
+    assert voice_rows(app) == before  # nor the other fields the form sent
 
 
 def _org(world: World):
@@ -740,9 +816,17 @@ def _org(world: World):
 
 
 def test_changing_only_the_case_of_the_name_is_allowed(app, client, world):
+    before = voice_rows(app)
     response = upload(as_user(client, world), url=edit_url(world.narrator), name="NARRATOR")
     assert response.status_code == 303
-    assert "NARRATOR" in custom_voices(app)
+    assert_only_changed(
+        before,
+        voice_rows(app),
+        world.narrator,
+        name="NARRATOR",
+        description="Bright and quick",
+        category=VoiceCategory.PODCAST,
+    )
 
 
 # ------------------------------------------------------------------------- delete
@@ -829,7 +913,7 @@ def test_only_admins_and_owners_manage_voices(app, client, world, who, allowed):
 @pytest.mark.parametrize("request_", ["create", "edit", "delete", "oversized"], ids=lambda r: r)
 def test_members_get_403_on_writes_and_nothing_changes(app, client, world, tmp_path, request_):
     as_user(client, world, "member")
-    before = (custom_voices(app), object_keys(app))
+    before = (voice_rows(app), object_keys(app))
     wav = write(tmp_path, "a.wav", audio_bytes(12))
     if request_ == "create":
         response = upload(client, wav)
@@ -841,7 +925,7 @@ def test_members_get_403_on_writes_and_nothing_changes(app, client, world, tmp_p
         response = upload(client, write(tmp_path, "huge.wav", os.urandom(21 * MiB)))
     assert response.status_code == 403
     assert 'id="voice-form"' not in html_of(response)
-    assert (custom_voices(app).keys(), object_keys(app)) == (before[0].keys(), before[1])
+    assert (voice_rows(app), object_keys(app)) == before
 
 
 def test_write_views_declare_their_roles(app):
@@ -858,11 +942,12 @@ def test_system_other_org_and_missing_voices_are_404(app, client, world, who, ta
         "missing": uuid.uuid4(),
     }[target]
     as_user(client, world, who)
+    before = (voice_rows(app), object_keys(app))
     for method, url in requests_for(world, voice_id)[2:]:
-        response = client.open(url, method=method, data={"name": "Hijack"})
+        # A form that would pass: the id alone must be what refuses it.
+        response = client.open(url, method=method, data=fields(name="Hijack", consent=None))
         assert response.status_code == 404, f"{method} {url}"
-    voices = custom_voices(app)
-    assert "Hijack" not in voices and "Outsider" in voices
+    assert (voice_rows(app), object_keys(app)) == before
 
 
 def test_other_orgs_slug_is_404(client, world):
