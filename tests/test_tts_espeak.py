@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
+import json
+import os
 import subprocess
 import sys
 import wave
@@ -26,6 +30,7 @@ from dashboard.tts import (
 )
 from dashboard.tts.espeak import (
     SYSTEM_VOICE_PROFILES,
+    VoiceProfile,
     derive_profile,
     profile_for,
     resolve_language,
@@ -222,17 +227,62 @@ def test_concurrent_synthesis_matches_sequential(engine: Engine) -> None:
     assert concurrent == sequential * 2
 
 
-def test_custom_voice_profile_is_stable_and_follows_its_language(engine: Engine) -> None:
-    voice = VoiceRef(name="Aaron", language="de-DE", variant="CUSTOM", audio_key="voices/x")
+# Profiles of voices outside the system table. The values are fixed: a custom voice
+# must sound the same after an upgrade or on another machine. Worked out by hand from
+# SHA-256 of the name, e.g. "Aaron" starts 32 4a 17 d2: variant 0x32 % 20 = 10 (f1),
+# pitch 35 + 0x4a % 31 = 47, rate 150 + 0x17 % 41 = 173, range 35 + 0xd2 % 36 = 65.
+DERIVED = {
+    ("Aaron", "de-DE"): VoiceProfile("de", "f1", pitch=47, rate=173, pitch_range=65),
+    ("Nadia", "en-US"): VoiceProfile("en-us", "Andrea", pitch=49, rate=187, pitch_range=57),
+    ("Noor", "en-US"): VoiceProfile("en-us", "f3", pitch=65, rate=170, pitch_range=50),
+}
+CUSTOM_AARON = VoiceRef(name="Aaron", language="de-DE", variant="CUSTOM", audio_key="voices/x")
 
-    profile = profile_for(voice)
 
+@pytest.mark.parametrize(("name", "language"), list(DERIVED))
+def test_derived_profiles_have_their_fixed_values(name: str, language: str) -> None:
+    assert derive_profile(name, language) == DERIVED[(name, language)]
+
+
+def test_custom_voice_profile_follows_its_language_not_the_system_table(engine: Engine) -> None:
+    profile = profile_for(CUSTOM_AARON)
+
+    assert profile == DERIVED[("Aaron", "de-DE")]
     assert profile != SYSTEM_VOICE_PROFILES["Aaron"]  # a custom "Aaron" is not the system one
-    assert profile == derive_profile("Aaron", "de-DE")
-    assert profile.language == "de"
-    assert derive_profile("Nadia", "en-US") != derive_profile("Noor", "en-US")
-    result = engine.synthesize(sample_text("de-DE"), voice)
+    result = engine.synthesize(sample_text("de-DE"), CUSTOM_AARON)
     assert rms(decode(result)) > 0.02
+
+
+# Run in a fresh interpreter: the profile and the speech of a custom voice, as JSON.
+_IN_A_FRESH_PROCESS = """
+import dataclasses, hashlib, json
+from dashboard.tts import VoiceRef, get_engine, sample_text
+from dashboard.tts.espeak import profile_for
+voice = VoiceRef(name="Aaron", language="de-DE", variant="CUSTOM", audio_key="voices/x")
+wav = get_engine("espeak").synthesize(sample_text("de-DE"), voice).wav
+print(json.dumps({"profile": dataclasses.asdict(profile_for(voice)),
+                  "wav": hashlib.sha256(wav).hexdigest()}))
+"""
+
+
+def test_a_custom_voice_sounds_the_same_in_any_process(engine: Engine) -> None:
+    """Nothing process-dependent (str hashing, set order, first use) shapes a voice."""
+    wav = engine.synthesize(sample_text("de-DE"), CUSTOM_AARON).wav
+    here = {
+        "profile": dataclasses.asdict(profile_for(CUSTOM_AARON)),
+        "wav": hashlib.sha256(wav).hexdigest(),
+    }
+    for seed in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-c", _IN_A_FRESH_PROCESS],
+            cwd=Path(__file__).parents[1],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert json.loads(done.stdout) == here, f"PYTHONHASHSEED={seed}"
+    assert here["profile"] == dataclasses.asdict(DERIVED[("Aaron", "de-DE")])
 
 
 @pytest.mark.parametrize(
