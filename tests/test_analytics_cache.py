@@ -10,8 +10,10 @@ are the snapshot's own, and the statements stay at one (warm) or two (cold) per 
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
+import io
 import re
 import uuid
 
@@ -117,16 +119,72 @@ def test_a_cached_view_equals_a_fresh_one(app, world, winter, count_queries, arg
     assert analytics_of(app, world["acme"], args) == fresh
 
 
-def test_the_cached_page_is_the_fresh_page(as_member, world):
+# What each view of test_analytics_page's world shows, added up by hand from its rows:
+# snapshots today-1 … today-8 and, today, 2 succeeded generations of 25 characters and
+# 3 s each plus 1 failed. A week: 3+2+1+1+1 + 2 = 10 succeeded, 300+100+50+40+10 + 50
+# = 550 characters, 30+12+6+4+2 + 6 = 60 s of audio. Longer periods add today-8: 2,
+# 200 and 20 s. The winter range (2025-12-25 … 2026-02-03) holds nothing of it.
+WEEK = {"Generations": "10", "Characters": "550", "Audio minutes": "1.0", "Active voices": "3"}
+LONGER = {"Generations": "12", "Characters": "750", "Audio minutes": "1.3", "Active voices": "3"}
+NOTHING = {"Generations": "0", "Characters": "0", "Audio minutes": "0.0", "Active voices": "0"}
+# (voice, type, generations, failed, characters, audio seconds) rows of voices.csv.
+WEEK_VOICES = [
+    ["Narrator", "Custom", "6", "2", "360", "38.000"],
+    ["Aaron", "System", "2", "0", "100", "12.000"],
+    ["Gone Voice", "Deleted", "2", "0", "90", "10.000"],
+]
+LONGER_VOICES = [["Narrator", "Custom", "8", "2", "560", "58.000"], *WEEK_VOICES[1:]]
+SHOWN = [
+    (VIEWS[0], WEEK, WEEK_VOICES),
+    *((view, LONGER, LONGER_VOICES) for view in VIEWS[1:5]),
+    (WINTER, NOTHING, []),
+]
+
+
+def cold(client, page_url: str) -> str:
+    """GET `page_url` with every analytics cache emptied first: the figures from the rows."""
     queries.clear_cache()
-    for args in VIEWS:
-        fresh = page_of(as_member, url(**args))
-        assert page_of(as_member, url(**args)) == fresh
-        for export in ("export.csv", "voices.csv"):
-            csv_url = url(**args).replace("/analytics/", f"/analytics/{export}")
-            queries.clear_cache()
-            fresh_csv = get(as_member, csv_url)
-            assert get(as_member, csv_url) == fresh_csv
+    return page_of(client, page_url)
+
+
+def csv_rows(body: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(body.removeprefix("\ufeff"), newline="")))
+
+
+ENDPOINTS = {"": "analytics.index", "export.csv": "analytics.export"}
+ENDPOINTS["voices.csv"] = "analytics.voices_csv"
+
+
+def test_the_cached_page_is_the_fresh_page(app, as_member, world):
+    """Every view and CSV, served from one cache that all of them filled, is the fresh one.
+
+    Fresh: the cache emptied right before that one request, and the figures checked
+    against the rows (added up above). Then the cache is emptied once and every view
+    is asked for in turn, so each may meet what the others left (a key that forgot the
+    period would hand one view another's past), and again warm, from the cache alone.
+    """
+    assert [view for view, *_ in SHOWN] == VIEWS
+    fresh: dict[str, str] = {}
+    for args, figures, voices in SHOWN:
+        for suffix in ENDPOINTS:
+            page_url = url(**args).replace("/analytics/", f"/analytics/{suffix}")
+            fresh[page_url] = body = cold(as_member, page_url)
+            if suffix == "":
+                assert {label: shown[0] for label, shown in kpis(body).items()} == figures, args
+            elif suffix == "voices.csv":
+                assert csv_rows(body)[1:] == voices, args
+            else:  # one row per bucket: their sums are the page's
+                rows = csv_rows(body)[1:]
+                assert sum(int(r[2]) for r in rows) == int(figures["Generations"]), args
+                assert sum(int(r[4]) for r in rows) == int(figures["Characters"]), args
+    queries.clear_cache()
+    for page_url, body in fresh.items():
+        assert page_of(as_member, page_url) == body, page_url
+    for page_url, body in fresh.items():
+        endpoint = ENDPOINTS[page_url.split("/analytics/")[1].split("?")[0]]
+        with statements_in_view(app, endpoint) as warm:
+            assert page_of(as_member, page_url) == body, page_url
+        assert not [s for s in warm if "analytics_snapshots" in s], page_url
 
 
 @pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
