@@ -629,9 +629,10 @@ def run_control(
     """
     objects = {**world.a.first(), **(control.target(world) if control.target else {})}
     user = objects.get("actor", actor)
-    client = clients.get(id(user))
-    if client is None:
-        client = clients[id(user)] = logged_in(world, user)
+    key = user.id if user is not None else None
+    if key not in clients:
+        clients[key] = logged_in(world, user)
+    client = clients[key]
     form = control.form(world, objects) if control.form else None
     query = {}
     if override:
@@ -647,9 +648,8 @@ def run_control(
 
 def errors_shown(body: bytes) -> list[str]:
     """Return the field errors and problems a page shows (for failure messages)."""
-    return re.findall(
-        r'class="(?:field-error|problem)[^"]*">([^<]*)<', body.decode(errors="replace")
-    )
+    shown = body.decode(errors="replace")
+    return re.findall(r'class="(?:field-error|form-error)[^"]*"[^>]*>([^<]*)<', shown)
 
 
 def leaked_markers(body: bytes, markers: list[str]) -> list[str]:
