@@ -80,16 +80,17 @@ from tests.tenant_world import (
 )
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-# URL argument → the kind of object it names (keys of `Org.objects`; "slug" is the org).
-ARG_KINDS = {
-    "org_slug": "slug",
+# URL argument → the kind of object whose id it is (keys of `Org.objects`); the CSRF
+# suite reads this too, to build URLs for every write.
+OBJECT_ARGS = {
     "voice_id": "voice",
     "generation_id": "generation",
     "membership_id": "membership",
     "member_id": "membership",
     "invitation_id": "invitation",
-    "token": "token",
 }
+# Every argument that names something of an organisation: ids, its slug, a link's token.
+ARG_KINDS = {**OBJECT_ARGS, "org_slug": "slug", "token": "token"}
 # Rules that name no object of any organisation, so there is nothing to cross.
 EXEMPT = {
     "static": "the app's own CSS, JS and vendored files; <filename> names no tenant object",
