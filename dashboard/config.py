@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from limits import parse_many as parse_rate_limits
 from sqlalchemy.engine import make_url
 
 TRUTHY = {"1", "true", "yes", "on"}
@@ -158,6 +159,43 @@ def session_settings(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+LOGIN_LIMITS = {
+    # Failed logins per (account, address), per address, and per account (the last only
+    # for addresses that failed on it): see dashboard/auth/throttle.py.
+    "LOGIN_RATE_LIMIT": "5 per 5 minutes",
+    "LOGIN_ADDRESS_RATE_LIMIT": "50 per 5 minutes",
+    "LOGIN_ACCOUNT_RATE_LIMIT": "20 per 15 minutes",
+}
+
+
+def rate_limit_settings(env: Mapping[str, str], production: bool) -> dict[str, Any]:
+    """Read the login limits and where every limit's counters live.
+
+    `memory://` keeps the counters inside each process: with several gunicorn workers an
+    attacker gets each worker's allowance, so production refuses it unless a single
+    worker is declared with `WEB_CONCURRENCY=1` (the variable gunicorn reads itself).
+    """
+    storage = env.get("RATELIMIT_STORAGE_URI", "").strip() or "memory://"
+    workers = env.get("WEB_CONCURRENCY", "").strip()
+    if production and storage.lower().startswith("memory://") and workers != "1":
+        raise ConfigError(
+            f"RATELIMIT_STORAGE_URI is {storage}, which counts failed logins separately in "
+            "each worker process, so with several workers the login limits multiply. Set "
+            "RATELIMIT_STORAGE_URI to a Redis URL all workers share (redis://host:6379/0), "
+            "or run one worker and declare it with WEB_CONCURRENCY=1."
+        )
+    limits: dict[str, str] = {}
+    for name, default in LOGIN_LIMITS.items():
+        limits[name] = env.get(name, "").strip() or default
+        try:
+            parse_rate_limits(limits[name])
+        except ValueError:
+            raise ConfigError(
+                f"{name} must read like {default!r} (a count per a period), not {limits[name]!r}."
+            ) from None
+    return {"RATELIMIT_STORAGE_URI": storage, "RATELIMIT_HEADERS_ENABLED": True, **limits}
+
+
 def load_secret_key(env: Mapping[str, str], instance_path: str, production: bool) -> str:
     """Return `SECRET_KEY`, generating a development key into the instance folder once.
 
@@ -222,9 +260,6 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
         "S3_PRESIGNED_REDIRECTS": flag(env, "S3_PRESIGNED_REDIRECTS"),
         # CSRF tokens live as long as the session (htmx pages stay open for hours).
         "WTF_CSRF_TIME_LIMIT": None,
-        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
-        "RATELIMIT_HEADERS_ENABLED": True,
-        "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "5 per 5 minutes"),
         "PASSWORD_HASH_PROFILE": "default",
         "INVITATION_TTL_HOURS": int(env.get("INVITATION_TTL_HOURS", "72")),
         # Reference audio uploads: bigger bodies are refused before they are read.
@@ -249,4 +284,5 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
     }
     settings.update(storage_settings(env, instance_path))
     settings.update(session_settings(env))
+    settings.update(rate_limit_settings(env, production))
     return settings

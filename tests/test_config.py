@@ -78,9 +78,64 @@ def test_storage_call_settings_have_defaults_and_refuse_nonsense(tmp_path: Path)
 
 
 def test_production_with_secret_key_marks_cookies_secure(tmp_path: Path) -> None:
-    s = settings_from_env({"DASHBOARD_ENV": "production", "SECRET_KEY": "k" * 64}, str(tmp_path))
+    env = {"DASHBOARD_ENV": "production", "SECRET_KEY": "k" * 64, "WEB_CONCURRENCY": "1"}
+    s = settings_from_env(env, str(tmp_path))
     assert s["SECRET_KEY"] == "k" * 64
     assert s["SESSION_COOKIE_SECURE"] is True and s["SESSION_COOKIE_HTTPONLY"] is True
+
+
+@pytest.mark.parametrize("workers", [None, "", "4", "2"])
+def test_production_refuses_per_process_login_counters_with_several_workers(
+    tmp_path: Path, workers: str | None
+) -> None:
+    env = {"DASHBOARD_ENV": "production", "SECRET_KEY": "k" * 64}
+    if workers is not None:
+        env["WEB_CONCURRENCY"] = workers
+    for storage in (None, "memory://", " MEMORY:// "):
+        if storage is not None:
+            env["RATELIMIT_STORAGE_URI"] = storage
+        with pytest.raises(ConfigError, match=r"(?is)memory://.*redis://.*WEB_CONCURRENCY=1"):
+            settings_from_env(env, str(tmp_path))
+
+
+def test_one_declared_worker_or_a_shared_store_may_count_logins(tmp_path: Path) -> None:
+    production = {"DASHBOARD_ENV": "production", "SECRET_KEY": "k" * 64}
+    one_worker = settings_from_env({**production, "WEB_CONCURRENCY": "1"}, str(tmp_path))
+    assert one_worker["RATELIMIT_STORAGE_URI"] == "memory://"
+    redis = {**production, "WEB_CONCURRENCY": "4", "RATELIMIT_STORAGE_URI": "redis://r:6379/0"}
+    assert settings_from_env(redis, str(tmp_path))["RATELIMIT_STORAGE_URI"] == "redis://r:6379/0"
+    # Development has one process unless someone says otherwise.
+    assert settings_from_env({}, str(tmp_path))["RATELIMIT_STORAGE_URI"] == "memory://"
+
+
+def test_session_and_login_limit_settings_have_defaults_and_refuse_nonsense(
+    tmp_path: Path,
+) -> None:
+    s = settings_from_env({}, str(tmp_path))
+    assert (s["SESSION_IDLE_TIMEOUT_MINUTES"], s["SESSION_LIFETIME_HOURS"]) == (720, 168)
+    assert s["PERMANENT_SESSION_LIFETIME"] == s["REMEMBER_COOKIE_DURATION"]
+    assert s["PERMANENT_SESSION_LIFETIME"].total_seconds() == 168 * 3600
+    assert (
+        s["LOGIN_RATE_LIMIT"],
+        s["LOGIN_ADDRESS_RATE_LIMIT"],
+        s["LOGIN_ACCOUNT_RATE_LIMIT"],
+    ) == (
+        "5 per 5 minutes",
+        "50 per 5 minutes",
+        "20 per 15 minutes",
+    )
+    s = settings_from_env(
+        {"SESSION_LIFETIME_HOURS": "24", "LOGIN_ACCOUNT_RATE_LIMIT": "10 per hour"}, str(tmp_path)
+    )
+    assert s["SESSION_LIFETIME_HOURS"] == 24 and s["LOGIN_ACCOUNT_RATE_LIMIT"] == "10 per hour"
+    for name, bad, message in (
+        ("SESSION_IDLE_TIMEOUT_MINUTES", "0", "at least 1"),
+        ("SESSION_IDLE_TIMEOUT_MINUTES", "soon", "must be a number"),
+        ("SESSION_LIFETIME_HOURS", "1.5", "whole number"),
+        ("LOGIN_ADDRESS_RATE_LIMIT", "lots", "must read like '50 per 5 minutes'"),
+    ):
+        with pytest.raises(ConfigError, match=f"{name} {message}|{name} must .*{message}"):
+            settings_from_env({name: bad}, str(tmp_path))
 
 
 @pytest.mark.parametrize(

@@ -565,7 +565,9 @@ def test_verify_web_role_refuses_what_it_cannot_check(tmp_path: Path):
     ],
 )
 def test_rls_required_setting(env: dict[str, str], required: bool, tmp_path: Path):
-    settings = settings_from_env({"SECRET_KEY": "k" * 64, **env}, str(tmp_path))
+    # One declared worker: production refuses per-process login counters otherwise.
+    base = {"SECRET_KEY": "k" * 64, "WEB_CONCURRENCY": "1"}
+    settings = settings_from_env({**base, **env}, str(tmp_path))
     assert settings["RLS_REQUIRED"] is required
 
 

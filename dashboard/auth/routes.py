@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, g, make_response, redirect, render_template, request, url_for
+from flask import Response, flash, make_response, redirect, render_template, request, url_for
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
 from dashboard import login_sessions
-from dashboard.auth import bp, services
+from dashboard.auth import bp, services, throttle
 from dashboard.auth.forms import ChangePasswordForm, LoginForm, SignupForm
-from dashboard.extensions import db, limiter
+from dashboard.extensions import db
 from dashboard.htmx import redirect_to
-from dashboard.models import User, normalise_email
+from dashboard.models import User
 from dashboard.orgs.services import AccountError
 
 
@@ -30,26 +29,8 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-def login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
-def account_key() -> str:
-    return "login-account:" + normalise_email(request.form.get("email", ""))
-
-
-def address_key() -> str:
-    return "login-address:" + get_remote_address()
-
-
-def login_failed(_response) -> bool:
-    return bool(g.get("login_failed"))
-
-
-def too_many_attempts(limit) -> object:
-    """Answer a breached login limit with the form and a countdown (429)."""
-    retry = max(1, round(limiter.current_limit.reset_at - time.time()))
-    form = LoginForm()
+def too_many_attempts(form: LoginForm, retry: int) -> Response:
+    """Answer a throttled login with the form, the wait in seconds and Retry-After (429)."""
     form.form_errors.append(f"Too many failed attempts. Try again in {retry} seconds.")
     response = make_response(render_template("auth/login.html", form=form), 429)
     response.headers["Retry-After"] = str(retry)
@@ -63,28 +44,17 @@ def log_in(user: User) -> None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(
-    login_limit,
-    key_func=address_key,
-    methods=["POST"],
-    deduct_when=login_failed,
-    on_breach=too_many_attempts,
-)
-@limiter.limit(
-    login_limit,
-    key_func=account_key,
-    methods=["POST"],
-    deduct_when=login_failed,
-    on_breach=too_many_attempts,
-)
 def login():
-    """Show the login form; log in and go to `next` or the user's home."""
+    """Show the login form; log in and go to `next` or the user's home (see `throttle`)."""
     form = LoginForm(next=request.args.get("next", ""))
     if current_user.is_authenticated and request.method == "GET":
         return redirect(safe_next(form.next.data) or url_for("orgs.landing"))
     if form.validate_on_submit():
+        email, address = form.email.data, get_remote_address()
+        if (wait := throttle.seconds_until_allowed(email, address)) is not None:
+            return too_many_attempts(form, wait)
         try:
-            user = services.authenticate(form.email.data, form.password.data)
+            user = services.authenticate(email, form.password.data)
         except AccountError as exc:  # the right password for a disabled account
             form.form_errors.append(str(exc))
             return render_template("auth/login.html", form=form), 403
@@ -92,7 +62,7 @@ def login():
             log_in(user)
             db.session.commit()
             return redirect_to(safe_next(form.next.data) or url_for("orgs.landing"))
-        g.login_failed = True
+        throttle.record_failure(email, address)
         form.form_errors.append("That email and password don't match an account.")
         return render_template("auth/login.html", form=form), 422
     status = 422 if form.errors else 200
