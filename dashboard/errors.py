@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template, request
+from flask import Flask, g, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from werkzeug.exceptions import Conflict, HTTPException, InternalServerError, ServiceUnavailable
 
-from dashboard.extensions import db
+from dashboard.extensions import db, login_manager
 from dashboard.htmx import wants_fragment
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,28 @@ FRIENDLY = {
     413: "That upload is too large.",
     429: "Too many requests. Please wait a moment and try again.",
     500: "Something went wrong on our side. It has been logged; please try again.",
+    503: "The service is unavailable for a moment. Please try again shortly.",
 }
-TITLES = {429: "Slow down", 500: "Server error", 403: "Not allowed", 404: "Not found"}
+TITLES = {
+    429: "Slow down",
+    500: "Server error",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Changed meanwhile",
+    503: "Unavailable",
+}
+DATABASE_UNAVAILABLE = (
+    "The database isn't answering right now, so this couldn't be completed. "
+    "Please try again in a moment."
+)
+DATABASE_TOO_SLOW = (
+    "The database took too long to answer, so this was stopped and not completed. "
+    "Please try again in a moment."
+)
+CHANGED_MEANWHILE = (
+    "Someone else changed the same thing at the same moment, so this wasn't saved. "
+    "Reload the page and try again."
+)
 
 
 def message_for(error: HTTPException) -> str:
@@ -76,10 +97,58 @@ def handle_unexpected(error: Exception):
     return handle_http_error(InternalServerError())
 
 
+def _rollback_quietly() -> None:
+    """Roll back after a database fault; the error page then asks the database nothing.
+
+    The failed flush or commit has expired every loaded object, so the page's header
+    renders without the user's name and org switcher (`templating.navigation`).
+    """
+    try:
+        db.session.rollback()
+    except DBAPIError:
+        log.warning("rollback failed after a database error; the connection is discarded")
+    g.database_fault = True
+    if "_login_user" not in g:
+        # Loading the user was what failed: the page is drawn for an anonymous visitor
+        # rather than asking the database for the user once more.
+        g._login_user = login_manager.anonymous_user()
+
+
+def _is_timeout(error: DBAPIError) -> bool:
+    # PostgreSQL cancels a statement past statement_timeout / lock_timeout (SQLSTATE
+    # 57014 query_canceled, 55P03 lock_not_available); SQLite says "database is locked".
+    code = getattr(error.orig, "sqlstate", None)
+    return code in {"57014", "55P03"} or "database is locked" in str(error.orig)
+
+
+def handle_database_error(error: DBAPIError):
+    """Answer a database that failed mid-request with a page, not a traceback.
+
+    A lost connection, a timeout or a constraint lost to a concurrent request is a
+    fault of the moment, not a bug: 503 (retry shortly) or 409 (reload), logged with
+    the driver's message. The transaction is rolled back, so nothing half-done stays.
+    """
+    log.error(
+        "database error on %s %s: %s", request.method, request.path, error.orig, exc_info=error
+    )
+    _rollback_quietly()
+    if isinstance(error, IntegrityError):
+        return handle_http_error(Conflict(CHANGED_MEANWHILE))
+    if _is_timeout(error):
+        return handle_http_error(ServiceUnavailable(DATABASE_TOO_SLOW))
+    unavailable = ServiceUnavailable(DATABASE_UNAVAILABLE)
+    response = handle_http_error(unavailable)
+    body, status, headers = response
+    return body, status, {**headers, "Retry-After": "5"}
+
+
 def init_app(app: Flask) -> None:
     """Register the handlers."""
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_error)
+    # Faults of the moment get their page in tests too: they are behaviour, not bugs.
+    for fault in (OperationalError, InterfaceError, IntegrityError):
+        app.register_error_handler(fault, handle_database_error)
     if not app.testing:
         # Tests want the real traceback; production wants a page and a log line.
         app.register_error_handler(Exception, handle_unexpected)

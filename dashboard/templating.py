@@ -44,12 +44,21 @@ def navigation() -> dict[str, object]:
     from flask_login import current_user
 
     if not current_user.is_authenticated:
-        return {"orgs": [], "org": None, "membership": None}
+        return {"orgs": [], "org": None, "membership": None, "account": None}
+    if g.get("database_fault"):
+        # The error page of a failed database call: nothing here may ask it again (the
+        # user row was expired by the rollback, the org switcher would query).
+        return {"orgs": [], "org": None, "membership": None, "account": "Account"}
     if "_nav_orgs" not in g:
         from dashboard.orgs.services import orgs_of
 
         g._nav_orgs = orgs_of(current_user)
-    return {"orgs": g._nav_orgs, "org": g.get("org"), "membership": g.get("membership")}
+    return {
+        "orgs": g._nav_orgs,
+        "org": g.get("org"),
+        "membership": g.get("membership"),
+        "account": current_user.display_name,
+    }
 
 
 # Stands in for the id while a URL pattern is built; real ids are UUIDv7, never zero.

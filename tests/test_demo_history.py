@@ -310,27 +310,50 @@ def test_the_demo_member_plays_seeded_audio_as_the_web_role(app, runner, client,
 
 
 @both_databases
-def test_a_failed_commit_leaves_no_history_and_no_objects(app, runner):
+def test_a_database_fault_mid_seed_leaves_no_history_and_no_objects(
+    app, runner, backend, database_url
+):
+    """A real fault as the demo history is written: PostgreSQL's backend is terminated
+    at that COMMIT; SQLite's file is full (max_page_count) when the history is flushed."""
+    from contextlib import ExitStack
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from tests.db_faults import terminate_backend_when
+
     seed_result = runner.invoke(args=["seed"])  # system voices first, committed
     assert seed_result.exit_code == 0, seed_result.output
+    flushed: list[bool] = []
 
     def remember(session, _context, _instances):
         if any(isinstance(obj, Generation) for obj in session.new):
-            session.info["history_flushed"] = True
+            flushed.append(True)
+            if backend == "sqlite":
+                # The file may not grow any more: the history's INSERTs fail in SQLite.
+                connection = session.connection()
+                pages = connection.exec_driver_sql("PRAGMA page_count").scalar()
+                connection.exec_driver_sql(f"PRAGMA max_page_count = {pages}")
 
-    def refuse(session):
-        if session.info.pop("history_flushed", False):
-            raise RuntimeError("the database went away during COMMIT (injected)")
-
-    event.listen(Session, "before_flush", remember)
-    event.listen(Session, "before_commit", refuse)
-    try:
+    with ExitStack() as stack:
+        event.listen(Session, "before_flush", remember)
+        stack.callback(event.remove, Session, "before_flush", remember)
+        if backend != "sqlite":
+            killer = create_engine(database_url, poolclass=NullPool)
+            stack.callback(killer.dispose)
+            fired = stack.enter_context(
+                terminate_backend_when(app, killer, commit=lambda: bool(flushed))
+            )
         result = runner.invoke(args=["seed", "--demo"])
-    finally:
-        event.remove(Session, "before_commit", refuse)
-        event.remove(Session, "before_flush", remember)
-    assert result.exit_code != 0
-    assert "injected" in str(result.exception)
+    assert flushed, "the history was never written"
+    if backend != "sqlite":
+        assert fired == ["COMMIT"]
+    assert result.exit_code == 1, result.output
+    assert "seed failed:" in result.output and "Traceback" not in result.output
+    if backend == "sqlite":
+        with app.app_context():
+            db.session.connection().exec_driver_sql("PRAGMA max_page_count = 1073741823")
+            db.engine.dispose()  # max_page_count is per connection: start afresh
     with app.app_context(), rls.operator_access("test check"):
         assert db.session.scalar(select(func.count()).select_from(Generation)) == 0
         assert object_keys() == set()
