@@ -172,14 +172,24 @@ def test_worker_speaks_what_the_web_app_queued(app, client, world, sqlite_queue,
     assert speech_jobs(sqlite_queue) == []
 
 
+@pytest.mark.parametrize(
+    ("backend", "queue_kind"),
+    [
+        ("sqlite", "sqlite"),
+        # The web role's database and a PostgreSQL queue, as a production deployment.
+        pytest.param("postgresql-app", "postgres", marks=pytest.mark.postgres),
+    ],
+    indirect=["backend"],
+)
 def test_worker_killed_mid_job_is_reaped_and_a_new_worker_finishes(
-    app, world, sqlite_queue, tmp_path
+    app, world, queue_kind, request, tmp_path
 ):
+    queue = request.getfixturevalue(f"{queue_kind}_queue")
     with tts_server(api_key=API_KEY) as server:
         app.config.update(TTS_ENGINE="chatterbox", TTS_URL=server.url, TTS_API_KEY=API_KEY)
         env = process_env(app)
         generation_id = queue_generation(app, world)
-        server.slow(60)  # the first worker's request hangs: the job stays running
+        gate = server.hold()  # the first worker's request hangs: the job stays running
 
         with running_worker(env, tmp_path / "worker-1.log") as worker:
             wait_until(lambda: server.requests, "the worker asked for speech", worker)
@@ -198,9 +208,10 @@ def test_worker_killed_mid_job_is_reaped_and_a_new_worker_finishes(
         requeued = load(app, generation_id)
         assert requeued.status is GenerationStatus.QUEUED
         assert requeued.error == f"Attempt 1 did not finish: {WORKER_LOST}. Trying again."
-        assert speech_jobs(sqlite_queue) == [str(generation_id)]
+        assert speech_jobs(queue) == [str(generation_id)]
 
-        server.slow(0)
+        server.stop_holding()
+        gate.set()  # the killed worker's request has no one left to answer
         with running_worker(env, tmp_path / "worker-2.log") as worker:
             wait_until(status_is(app, generation_id, GenerationStatus.SUCCEEDED), "success", worker)
             assert_no_errors(worker)
@@ -269,6 +280,35 @@ def redis_queue(app: Flask) -> Iterator[Any]:
     finally:
         huey.flush()
         close_queue(huey)
+
+
+def test_redis_down_when_queueing_loses_nothing_and_the_reaper_enqueues_it(
+    app, client, world, redis_queue, tmp_path
+):
+    """The broker refuses the message (a real refused connection): the row waits for it."""
+    app.extensions["voxboard.jobs"] = None
+    down = use_queue(app, "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    login(client, world.owner)
+    response = client.post(
+        f"/o/{world.slug}/generate/", data={"text": TEXT, "voice": str(world.voice_id)}
+    )
+    close_queue(down)
+    assert response.status_code in (302, 303), response.get_data(as_text=True)
+    with app.app_context(), rls.operator_access("test reads the row"):
+        row = db.session.scalars(select(Generation)).one()
+        generation_id = row.id
+    assert row.status is GenerationStatus.QUEUED  # kept, not lost with the message
+    detail = client.get(f"/o/{world.slug}/generations/{generation_id}")
+    assert detail.status_code == 200
+
+    # Redis is back: the reaper (here the CLI, in production the worker's periodic task)
+    # finds the row queued past its timeout and enqueues it again.
+    app.extensions["voxboard.jobs"] = redis_queue
+    app.config["JOBS_URL"] = REDIS_URL
+    reaped = run_flask(process_env(app), "generations", "reap", "--older-than", "0")
+    assert reaped.returncode == 0, reaped.stderr
+    assert "1 queued re-enqueued" in reaped.stdout
+    assert speech_jobs(redis_queue) == [str(generation_id)]
 
 
 def test_worker_on_a_redis_queue(app, world, redis_queue, tmp_path):
