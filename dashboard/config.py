@@ -193,7 +193,13 @@ def rate_limit_settings(env: Mapping[str, str], production: bool) -> dict[str, A
             raise ConfigError(
                 f"{name} must read like {default!r} (a count per a period), not {limits[name]!r}."
             ) from None
-    return {"RATELIMIT_STORAGE_URI": storage, "RATELIMIT_HEADERS_ENABLED": True, **limits}
+    return {
+        "RATELIMIT_STORAGE_URI": storage,
+        "RATELIMIT_HEADERS_ENABLED": True,
+        # Redis down: count in each process's memory meanwhile, never answer 500.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        **limits,
+    }
 
 
 def load_secret_key(env: Mapping[str, str], instance_path: str, production: bool) -> str:

@@ -165,3 +165,28 @@ def test_login_limits_work_on_redis_storage(app, client, ada):
         assert any(email.encode() in key for key in keys)
     finally:
         limiter.reset()
+
+
+def test_redis_down_keeps_logins_working_and_still_throttles_per_process(
+    app, client, ada, caplog
+):
+    """A real refused connection (nothing listens on port 1): no 500, no open door."""
+    app.config.update(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0")
+    limiter.init_app(app)
+    try:
+        with caplog.at_level("ERROR"):
+            for _ in range(5):
+                assert fail_login(client).status_code == 422
+            # The counters fell back to this process's memory: the pair limit still binds.
+            assert_throttled(fail_login(client), 300)
+            assert attempt(client, PASSWORD, address="10.9.9.9").status_code in (302, 303)
+        assert "login counters unavailable" in caplog.text
+        # Other limits (generation) fall back too instead of answering 500.
+        assert client.get("/o/acme/generate/").status_code == 200
+    finally:
+        from dashboard.auth import throttle
+
+        throttle._down_until = 0.0  # noqa: SLF001  (the next test's store is up)
+        app.config["RATELIMIT_STORAGE_URI"] = "memory://"
+        limiter.init_app(app)
+        limiter.reset()

@@ -20,15 +20,65 @@ flight at the same moment can overshoot a limit by their number.
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TypeVar
 
 from flask import current_app
 from limits import RateLimitItem, parse_many
+from limits.errors import StorageError
+from limits.storage import MemoryStorage
+from limits.strategies import RateLimiter
 
 from dashboard.extensions import limiter
 from dashboard.models import normalise_email
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# When the shared store (Redis) is down, counting goes on in this process's memory:
+# weaker than shared counters (each worker counts apart), far better than letting every
+# guess through, and logins keep working. Flask-Limiter's decorators do the same
+# (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED).
+_fallback: dict[type, RateLimiter] = {}
+_fallback_lock = threading.Lock()
+_down_until = 0.0  # after a failure, don't wait on the shared store again for a while
+RETRY_SHARED_AFTER = 30.0
+
+
+def _storage_failure(exc: BaseException) -> bool:
+    if isinstance(exc, (StorageError, OSError)):
+        return True
+    try:
+        import redis
+    except ImportError:  # pragma: no cover  (redis is a dependency)
+        return False
+    return isinstance(exc, redis.RedisError)
+
+
+def _counting(operation: Callable[[RateLimiter], T]) -> T:
+    """Run `operation` on the limiter's strategy, or on the in-process one if its store fails."""
+    global _down_until
+    strategy = limiter.limiter
+    if time.monotonic() >= _down_until:
+        try:
+            return operation(strategy)
+        except Exception as exc:
+            if not _storage_failure(exc):
+                raise
+            _down_until = time.monotonic() + RETRY_SHARED_AFTER
+            log.error(
+                "login counters unavailable (%s); counting in this process for %g s",
+                exc,
+                RETRY_SHARED_AFTER,
+            )
+    with _fallback_lock:
+        local = _fallback.setdefault(type(strategy), type(strategy)(MemoryStorage()))
+    return operation(local)
 
 # One limit and the keys it counts under, e.g. (5 per 5 minutes, ("login-pair", email, address)).
 Counter = tuple[RateLimitItem, tuple[str, ...]]
@@ -63,24 +113,31 @@ def seconds_until_allowed(email: str, address: str) -> int | None:
     """Return how long an attempt on `email` from `address` must wait, or None if it may go."""
     if not limiter.enabled:
         return None
-    strategy = limiter.limiter
     counters = _counters(email, address)
-    binding = counters["pair"] + counters["address"]
-    if not all(strategy.test(item, *keys) for item, keys in counters["failed_here"]):
-        binding += counters["account"]
-    waits = [
-        strategy.get_window_stats(item, *keys).reset_time - time.time()
-        for item, keys in binding
-        if not strategy.test(item, *keys)
-    ]
-    return max(1, math.ceil(max(waits))) if waits else None
+
+    def waits(strategy: RateLimiter) -> list[float]:
+        binding = counters["pair"] + counters["address"]
+        if not all(strategy.test(item, *keys) for item, keys in counters["failed_here"]):
+            binding += counters["account"]
+        return [
+            strategy.get_window_stats(item, *keys).reset_time - time.time()
+            for item, keys in binding
+            if not strategy.test(item, *keys)
+        ]
+
+    found = _counting(waits)
+    return max(1, math.ceil(max(found))) if found else None
 
 
 def record_failure(email: str, address: str) -> None:
     """Count a wrong password for `email` from `address` against every counter."""
     if not limiter.enabled:
         return
-    strategy = limiter.limiter
-    for counters in _counters(email, address).values():
-        for item, keys in counters:
-            strategy.hit(item, *keys)
+    counters = _counters(email, address)
+
+    def hit(strategy: RateLimiter) -> None:
+        for group in counters.values():
+            for item, keys in group:
+                strategy.hit(item, *keys)
+
+    _counting(hit)
