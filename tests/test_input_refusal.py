@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.datastructures import MultiDict
+from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import stream_encode_multipart
 from wtforms import Field, FieldList, FormField, HiddenField, SelectField, StringField
 from wtforms import Form as PlainForm
@@ -340,7 +340,7 @@ def test_login_hidden_next_is_refused_as_a_form_error(app, client, owner):
     data = {"email": "owner@acme.example", "password": PASSWORD, "next": f"/o/acme/{NUL}"}
     response = client.post("/login", data=data)
     assert response.status_code == 422
-    assert field_refusal("Next", NUL) in page(response)
+    assert field_refusal("Return address", NUL) in page(response)
     assert changes(before, stored_state(app)) == {}
 
 
@@ -356,7 +356,7 @@ def test_new_voice_name_and_description_are_refused_inline(app, client, owner, f
         "description": "Bright",
         "consent": "y",
         field: f"Studio{NUL}Host",
-        "audio": (io.BytesIO(wav), "host.wav", "audio/wav"),
+        "audio": FileStorage(io.BytesIO(wav), filename="host.wav", content_type="audio/wav"),
     }
     before = stored_state(app)
     response = multipart(client, "/o/acme/voices/new", data)
@@ -386,3 +386,50 @@ def test_invitation_email_is_refused_inline(app, client, owner):
     )
     assert_refused_inline(app, response, before, "email", "Email")
     assert client.get("/o/acme/members/").status_code == 200
+
+
+# --------------------------------------------------------- what the fuzz found
+
+
+def test_a_file_where_text_is_expected_is_refused_before_the_validators(app):
+    with app.test_request_context(method="POST"):
+        sent = FileStorage(io.BytesIO(b"RIFF"), filename="x.wav")
+        form = Probe(formdata=MultiDict([("name", sent)]))
+        form.ran = []
+        assert not form.validate()
+        assert form.errors["name"] == ["Name takes text, not a file; type it in and try again."]
+        assert form.ran == [] and form.name.data is None
+
+
+@web_role
+def test_a_file_as_the_current_password_is_422_not_500(app, client, owner):
+    """Found by the fuzz: the file object reached the password check (AttributeError)."""
+    login(client, owner)
+    before = stored_state(app)
+    data = {
+        "current": FileStorage(io.BytesIO(b"RIFF...."), filename="x.wav"),
+        "password": "another long password",
+        "confirm": "another long password",
+    }
+    response = multipart(client, "/account/password", data)
+    assert response.status_code == 422
+    assert field_error(response, "current") == (
+        "Current password takes text, not a file; type it in and try again."
+    )
+    assert changes(before, stored_state(app)) == {}
+
+
+@web_role
+@pytest.mark.parametrize("field", ["q", "voice", "from"])
+@pytest.mark.parametrize("action", ["download", "delete"])
+def test_bulk_action_filters_with_a_nul_are_400_not_500(app, client, owner, field, action):
+    """Found by the fuzz: the bulk form's hidden filters reached ILIKE (DataError on PG)."""
+    login(client, owner)
+    before = stored_state(app)
+    value = "deleted:a\x00b" if field == "voice" else "a\x00b"
+    data = {"action": action, "all_matching": "y", "confirmed": "y", field: value}
+    response = client.post("/o/acme/history/bulk", data=data)
+    assert response.status_code == 400
+    label = {"q": "Search", "voice": "Voice", "from": "From date"}[field]
+    assert field_refusal(label, NUL) in page(response)
+    assert changes(before, stored_state(app)) == {}

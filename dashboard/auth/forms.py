@@ -17,7 +17,7 @@ def strong_password(_form: Form, field: PasswordField) -> None:
 class LoginForm(Form):
     email = EmailField("Email", validators=[InputRequired(), Length(max=254)])
     password = PasswordField("Password", validators=[InputRequired(), Length(max=MAX_LENGTH)])
-    next = HiddenField()
+    next = HiddenField("Return address")
 
 
 class SignupForm(Form):
@@ -31,7 +31,7 @@ class SignupForm(Form):
     confirm = PasswordField(
         "Repeat password", validators=[InputRequired(), EqualTo("password", "Passwords differ.")]
     )
-    next = HiddenField()
+    next = HiddenField("Return address")
 
     @property
     def joining(self) -> bool:

@@ -20,12 +20,15 @@ ACTIONS = (SelectChoice("download", "Download"), SelectChoice("delete", "Delete"
 class UUIDListField(Field):
     """Every value of a repeated field (`ids`) that is a UUID, in order, without repeats.
 
-    A value that isn't one was never a checkbox of ours, so it is dropped, not refused.
+    A value that isn't one was never a checkbox of ours, so it is dropped, not refused;
+    so is a file part sent under the name (Flask-WTF reads files and text together).
     """
 
     def process_formdata(self, valuelist: list[str]) -> None:
         found: dict[uuid.UUID, None] = {}
         for value in valuelist[: MAX_SELECTED * 2]:
+            if not isinstance(value, str):
+                continue
             try:
                 found.setdefault(uuid.UUID(value), None)
             except ValueError:
@@ -45,13 +48,20 @@ class BulkForm(Form):
 
     The filters come as hidden fields named like the filter form's (`q`, `voice`,
     `status`, `from`, `to`); `upto` is when the page was shown (see `Selection`).
+    `HistoryFilters.from_args` reads them; they are declared here so that what no
+    database can hold is refused with the rest of the form (dashboard.forms).
     """
 
     action = SelectField(choices=list(ACTIONS), validate_choice=True)
     ids = UUIDListField()
     all_matching = BooleanField()
     confirmed = BooleanField()
-    upto = HiddenField()
+    upto = HiddenField("Shown at")
+    q = HiddenField("Search")
+    voice = HiddenField("Voice")
+    status = HiddenField("Status")
+    date_from = HiddenField("From date", name="from")
+    date_to = HiddenField("To date", name="to")
 
     def selection(self, args: Mapping[str, str]) -> Selection:
         """Return what the action applies to; `args` holds the hidden filter fields."""

@@ -39,6 +39,7 @@ from dashboard.storage import StorageError, get_storage
 INDEX = "history/index.html"
 DELETED_EVENT = "generation-deleted"
 BULK_DELETED_EVENT = "generations-deleted"
+CHOOSE_ACTION = "Choose whether to download or to delete the selected generations."
 NOTHING_SELECTED = (
     "Nothing was selected. Tick the generations you want, "
     "or choose “all generations matching these filters”."
@@ -90,7 +91,8 @@ def bulk():
     """Download as a ZIP, or delete, the ticked generations or all matching the filters."""
     form = BulkForm()
     if not form.validate_on_submit():
-        abort(400, "Choose whether to download or to delete the selected generations.")
+        # A filter (hidden field) no database can hold says so; anything else is the action.
+        abort(400, form.refusal or CHOOSE_ACTION)
     filters = HistoryFilters.from_args(request.form)
     selection = form.selection(request.form)
     if selection.empty:
