@@ -1,4 +1,4 @@
-"""Text no page or database can hold, refused where it enters: forms, query and path.
+"""Text no page or database can hold, refused where it enters: forms, query, path, headers.
 
 PostgreSQL refuses NUL in text (and SQLite's string functions stop at it); a control
 character or a noncharacter is not text a person typed, and a lone surrogate can't
@@ -9,7 +9,10 @@ client sends is checked once, here, before any view, validator or query sees it:
 - form fields: `dashboard.forms.Form` (every form's base) refuses the field with an
   inline error (422, like any other form error);
 - query parameters: 400 with a plain sentence (`refuse_unholdable_args`);
-- path parameters: 404, as no object can be named that way (`refuse_unholdable_path`).
+- path parameters: 404, as no object can be named that way (`refuse_unholdable_path`);
+- headers: 400 for a control character, which HTTP itself forbids in a field value
+  (RFC 9110 §5.5: reject or replace) and some servers pass through; the User-Agent
+  is stored with each login session (`refuse_control_headers`).
 
 Refused: NUL; the C0 controls except tab, line feed and carriage return; DEL; the C1
 controls; surrogates (only a lone one can reach a Python string); and Unicode's 66
@@ -31,6 +34,11 @@ _UNHOLDABLE = re.compile(
     + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
     + "]"
 )
+
+
+# HTTP field values: no NUL, CR, LF or other C0 control but tab, and no DEL. Bytes
+# from 0x80 are obs-text, which WSGI hands over decoded as Latin-1.
+_HEADER_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def first_unholdable(text: str) -> str | None:
@@ -88,9 +96,27 @@ def refuse_unholdable_args() -> None:
                 abort(400, args_refusal(name, char))
 
 
+def first_header_control(value: str) -> str | None:
+    """Return the first character of a header value that HTTP forbids there, or None."""
+    found = _HEADER_CONTROL.search(value)
+    return found.group() if found else None
+
+
+def refuse_control_headers() -> None:
+    """Answer 400 when a header's value holds a control character HTTP doesn't allow."""
+    for name, value in request.headers.items():
+        if char := first_header_control(value):
+            abort(
+                400,
+                f"The request's “{scrub(name)[:40]}” header contains {describe(char)}, "
+                "which HTTP doesn't allow; send it again without it.",
+            )
+
+
 def init_app(app: Flask) -> None:
-    """Check every request's path and query before any other hook or view reads them."""
+    """Check every request's path, headers and query before any other hook or view."""
     # App-wide URL value preprocessors run before the blueprints' (which pop org_slug),
-    # and this before_request is registered before every extension's.
+    # and these before_request functions are registered before every extension's.
     app.url_value_preprocessor(refuse_unholdable_path)
+    app.before_request(refuse_control_headers)
     app.before_request(refuse_unholdable_args)

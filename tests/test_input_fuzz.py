@@ -61,7 +61,7 @@ from wtforms import BooleanField, EmailField, HiddenField, PasswordField, Select
 
 from dashboard import create_app, rls
 from dashboard.config import engine_options
-from dashboard.edge import first_unholdable
+from dashboard.edge import first_header_control, first_unholdable
 from dashboard.extensions import db
 from dashboard.forms import leaves
 from dashboard.members.services import hash_token
@@ -505,6 +505,7 @@ SHAPE = st.one_of(
     st.sampled_from([MISSING, BARE, FILE]),
 )
 KEY = st.text(st.characters(exclude_categories=()), min_size=1, max_size=8)
+LATIN_1 = st.characters(max_codepoint=0xFF, exclude_characters="\r\n")  # what WSGI headers carry
 
 
 def as_bytes(value: str | bytes) -> bytes:
@@ -542,10 +543,12 @@ def multipart_body(items: list[tuple[str, Any]], wav: bytes) -> tuple[bytes, str
     return out.getvalue(), f"multipart/form-data; boundary={boundary}"
 
 
-def send(client, app, route, world, form_items, arg_items, *, multipart: bool, hx: bool):
+def send(client, app, route, world, form_items, arg_items, *, multipart, hx, user_agent=None):
     """Send one request to `route` in `world` with exactly these (name, value) pairs."""
     path = build_path(app, route, world)
     headers = {"HX-Request": "true"} if hx else {}
+    if user_agent is not None:
+        headers["User-Agent"] = user_agent
     query = urlencode(arg_items)
     if route[1] == "GET":
         return client.open(path, method="GET", query_string=query, headers=headers)
@@ -625,6 +628,7 @@ class Example:
     overrides: dict[tuple[str, str], Any]  # ("form"|"args", name) → shape
     multipart: bool = False
     hx: bool = False
+    user_agent: str | None = None
 
 
 def check(app, snapshot, route, world, probe, example: Example) -> int:
@@ -639,10 +643,20 @@ def check(app, snapshot, route, world, probe, example: Example) -> int:
         login(client, world.owner)  # writes the session's row: before the snapshot
     before = snapshot()
     response = send(
-        client, app, route, world, form_items, arg_items, multipart=example.multipart, hx=example.hx
+        client,
+        app,
+        route,
+        world,
+        form_items,
+        arg_items,
+        multipart=example.multipart,
+        hx=example.hx,
+        user_agent=example.user_agent,
     )
     status, body = response.status_code, body_of(response)
     assert status < 500, body[:2000]
+    if example.user_agent and first_header_control(example.user_agent):
+        assert status == 400, f"a control character in a header answered {status}"
     bad_args = any(
         first_unholdable(as_received(name)) or unholdable(shape)
         for name, shape in arg_over.items()
@@ -681,6 +695,8 @@ UNKNOWN_CASES = ("nul", "second value nul", "very long")
 
 
 def cases_for(route: tuple[str, str], probe: Probe) -> Iterator[tuple[str, Example]]:
+    # HTTP forbids controls in a header; the User-Agent is stored with a login session.
+    yield "User-Agent with NUL", Example({}, multipart=probe.takes_files, user_agent="a\x00b")
     targets = [t for t in probe.targets if route[1] != "GET" or t[0] == "args"]
     unknown = [("args", "x\x00"), ("form", "unknown")] if route[1] != "GET" else [("args", "x\x00")]
     for index, target in enumerate([*targets, *unknown]):
@@ -737,7 +753,12 @@ def test_generated_input_never_errors(fuzz_app, make_world, snapshot, probe, rou
     else:
         overrides = data.draw(overrides_strategy(probe, ("form", "args"), SHAPE), label="overrides")
         multipart = probe.takes_files or data.draw(st.booleans(), label="multipart")
-    example = Example(overrides, multipart=multipart, hx=data.draw(st.booleans(), label="htmx"))
+    example = Example(
+        overrides,
+        multipart=multipart,
+        hx=data.draw(st.booleans(), label="htmx"),
+        user_agent=data.draw(st.none() | st.text(LATIN_1, max_size=20), label="user agent"),
+    )
     check(fuzz_app, snapshot, route, make_world(), probe, example)
 
 

@@ -433,3 +433,25 @@ def test_bulk_action_filters_with_a_nul_are_400_not_500(app, client, owner, fiel
     label = {"q": "Search", "voice": "Voice", "from": "From date"}[field]
     assert field_refusal(label, NUL) in page(response)
     assert changes(before, stored_state(app)) == {}
+
+
+@web_role
+@pytest.mark.parametrize("agent", ["a\x00b", "a\x01b", "a\x7fb"], ids=["nul", "soh", "del"])
+def test_a_control_character_in_a_header_is_400_before_anything_is_written(
+    app, client, owner, agent
+):
+    """Found while checking headers: a NUL in the User-Agent at login (stored with the
+    session) answered 500 on PostgreSQL. HTTP forbids controls in header values."""
+    before = stored_state(app)
+    data = {"email": "owner@acme.example", "password": PASSWORD}
+    response = client.post("/login", data=data, headers={"User-Agent": agent})
+    assert response.status_code == 400
+    assert "The request's “User-Agent” header contains" in page(response)
+    assert changes(before, stored_state(app)) == {}
+
+
+@web_role
+@pytest.mark.parametrize("agent", ["Mozilla/5.0\t(X11)", "caf\xe9 \x85 browser"])
+def test_tabs_and_latin_1_bytes_in_a_header_are_http_and_log_in(client, owner, agent):
+    data = {"email": "owner@acme.example", "password": PASSWORD}
+    assert client.post("/login", data=data, headers={"User-Agent": agent}).status_code == 303
