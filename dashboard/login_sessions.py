@@ -35,6 +35,7 @@ import uuid
 from flask import current_app
 from sqlalchemy import ColumnElement, and_, delete, not_, update
 
+from dashboard import edge
 from dashboard.extensions import db
 from dashboard.models import User, UserSession, utcnow
 
@@ -54,7 +55,8 @@ def start(user: User, user_agent: str | None, address: str | None) -> str:
     row = UserSession(
         user_id=user.id,
         token_hash=hash_secret(secret),
-        user_agent=(user_agent or "")[:USER_AGENT_CHARS] or None,
+        # The edge refuses control characters in headers; scrub anyway, as this is stored.
+        user_agent=edge.scrub(user_agent or "")[:USER_AGENT_CHARS] or None,
         ip_address=(address or "")[:ADDRESS_CHARS] or None,
     )
     db.session.add(row)

@@ -332,3 +332,13 @@ def test_the_worker_purges_expired_sessions_every_hour(app, ada):
     with app.app_context():
         assert login_sessions.purge_expired() == 0
         assert db.session.scalar(select(func.count()).select_from(UserSession)) == 1
+
+
+def test_a_stored_user_agent_holds_no_unholdable_character(app):
+    """Second line behind the edge's header check: what is stored is always storable."""
+    with app.app_context(), rls.operator_access("test setup"):
+        user = make_user(email="ua@example.com")
+        login_sessions.start(user, "Agent\x00/1.0\x7f", "10.0.0.1")
+        db.session.commit()
+        stored = db.session.scalars(select(UserSession.user_agent)).one()
+    assert stored == "Agent\ufffd/1.0\ufffd"
