@@ -6,7 +6,7 @@ from dotenv import load_dotenv
 
 from dashboard import create_app
 from dashboard.config import ConfigError
-from dashboard.rls import verify_web_role
+from dashboard.tenancy.rls import verify_web_role
 
 # `flask` loads .env itself; gunicorn doesn't, so do it here for both.
 load_dotenv()

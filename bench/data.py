@@ -671,7 +671,7 @@ def has_generations() -> bool:
 def password_hashes() -> tuple[str, str]:
     """Hash the benchmark user's password (and one unknown password) as the app does."""
     from dashboard import create_app
-    from dashboard.passwords import hash_password
+    from dashboard.auth.passwords import hash_password
 
     app = create_app({"SECRET_KEY": settings.SECRET_KEY, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
     with app.app_context():

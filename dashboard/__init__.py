@@ -88,9 +88,21 @@ def register_input_checks(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the extension singletons; none of them connects anywhere yet."""
-    from dashboard import auth, jobs, rls, storage, tenancy
+    from dashboard import queue, storage, tenancy
+    from dashboard.analytics import snapshots
+    from dashboard.auth import login_sessions
     from dashboard.database import install_sqlite_pragmas
-    from dashboard.extensions import csrf, db, htmx, limiter, login_manager, migrate, talisman
+    from dashboard.extensions import (
+        csrf,
+        db,
+        htmx_flask,
+        limiter,
+        login_manager,
+        migrate,
+        talisman,
+    )
+    from dashboard.generations import jobs as generation_jobs
+    from dashboard.tenancy import rls
 
     install_sqlite_pragmas()
     tenancy.install_tenant_filter()
@@ -98,12 +110,12 @@ def register_extensions(app: Flask) -> None:
     rls.init_app(app)
     csrf.init_app(app)
     login_manager.init_app(app)
-    auth.init_login(login_manager)
+    login_sessions.init_login(login_manager)
     limiter.init_app(app)
     app.before_request(tenancy.claim_session_user)
     app.teardown_request(tenancy.leave_org)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
-    htmx.init_app(app)
+    htmx_flask.init_app(app)
     talisman.init_app(
         app,
         force_https=app.config["FORCE_HTTPS"],
@@ -115,36 +127,44 @@ def register_extensions(app: Flask) -> None:
         frame_options="DENY",
     )
     storage.init_app(app)
-    jobs.init_app(app)
+    queue.init_app(
+        app,
+        tasks=[
+            generation_jobs.register_tasks,
+            snapshots.register_tasks,
+            login_sessions.register_tasks,
+        ],
+    )
 
 
 def register_blueprints(app: Flask) -> None:
-    """Mount each area's blueprint."""
-    from dashboard.analytics import bp as analytics_bp
-    from dashboard.auth import bp as auth_bp
-    from dashboard.generations import bp as generations_bp
-    from dashboard.generations import generate_bp
-    from dashboard.health import bp as health_bp
-    from dashboard.history import bp as history_bp
-    from dashboard.members import bp as members_bp
-    from dashboard.members import public_bp as invitations_bp
-    from dashboard.orgs import bp as orgs_bp
-    from dashboard.orgs import org_bp
-    from dashboard.voices import bp as voices_bp
-    from dashboard.voices import library_bp
+    """Mount each area's blueprints; importing an area's view modules attaches its views."""
+    from dashboard import analytics, auth, generations, health, history, members, orgs, voices
+    from dashboard.analytics import routes as _analytics_views  # noqa: F401
+    from dashboard.auth import routes as _auth_views  # noqa: F401
+    from dashboard.generations import detail as _detail_views  # noqa: F401
+    from dashboard.generations import routes as _generation_views  # noqa: F401
+    from dashboard.history import routes as _history_views  # noqa: F401
+    from dashboard.members import routes as _member_views  # noqa: F401
+    from dashboard.orgs import routes as _org_views  # noqa: F401
+    from dashboard.voices import manage as _voice_manage_views  # noqa: F401
+    from dashboard.voices import routes as _voice_views  # noqa: F401
 
-    app.register_blueprint(health_bp)
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(orgs_bp)
-    app.register_blueprint(org_bp)
-    app.register_blueprint(members_bp)
-    app.register_blueprint(invitations_bp)
-    app.register_blueprint(voices_bp)
-    app.register_blueprint(library_bp)
-    app.register_blueprint(generate_bp)
-    app.register_blueprint(generations_bp)
-    app.register_blueprint(history_bp)
-    app.register_blueprint(analytics_bp)
+    for blueprint in (
+        health.bp,
+        auth.bp,
+        orgs.bp,
+        orgs.org_bp,
+        members.bp,
+        members.public_bp,
+        voices.bp,
+        voices.library_bp,
+        generations.generate_bp,
+        generations.bp,
+        history.bp,
+        analytics.bp,
+    ):
+        app.register_blueprint(blueprint)
 
 
 def register_cli(app: Flask) -> None:

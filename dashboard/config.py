@@ -145,7 +145,7 @@ def whole_number(env: Mapping[str, str], name: str, default: int, *, minimum: in
 def session_settings(env: Mapping[str, str]) -> dict[str, Any]:
     """Read how long a login session lasts: idle timeout and absolute lifetime.
 
-    The cookie only names a server-side session (`dashboard/login_sessions.py`), which
+    The cookie only names a server-side session (`dashboard/auth/login_sessions.py`), which
     ends after `SESSION_IDLE_TIMEOUT_MINUTES` without a request or `SESSION_LIFETIME_HOURS`
     after logging in, whichever comes first. Flask's permanent-session and Flask-Login's
     remember-cookie lifetimes are the same, so no cookie is meant to outlive its session.

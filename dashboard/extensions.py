@@ -16,7 +16,7 @@ from dashboard.models.base import Base
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate(compare_type=True)
 talisman = Talisman()
-htmx = Htmx()
+htmx_flask = Htmx()  # the extension object; the module `dashboard.htmx` reads its headers
 csrf = CSRFProtect()
 login_manager = LoginManager()
 # No default limits: only the routes that need one (login, generation) declare it.

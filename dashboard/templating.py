@@ -1,4 +1,9 @@
-"""Template filters and globals used across pages."""
+"""Every template filter and global, registered on the app by the factory.
+
+The formatting itself lives in `dashboard.formatting`; this module only names it for
+templates, with the few globals pages need (navigation, cached object URLs, the
+waveform drawing the shared player macro uses).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,12 @@ import uuid
 from typing import Any
 
 from flask import Flask, g, url_for
+from flask_login import current_user
 
-from dashboard.languages import describe_language, language_label
+from dashboard import formatting
+from dashboard.generations.waveform import waveform_svg
+from dashboard.orgs.queries import orgs_of
+from dashboard.voices.languages import describe_language, language_label
 
 # app.css defines .hue-0 … .hue-11; classes, because the CSP forbids inline styles.
 AVATAR_HUES = 12
@@ -30,19 +39,8 @@ def avatar_hue(seed: str) -> int:
     return int.from_bytes(digest, "big") % AVATAR_HUES
 
 
-def duration(ms: int | None) -> str:
-    """Format milliseconds as m:ss."""
-    if ms is None:
-        return "–"
-    seconds = round(ms / 1000)
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
 def navigation() -> dict[str, object]:
     """Return what the header needs: the caller's organisations and the current one."""
-    from flask import g
-    from flask_login import current_user
-
     if not current_user.is_authenticated:
         return {"orgs": [], "org": None, "membership": None, "account": None}
     if g.get("database_fault"):
@@ -50,8 +48,6 @@ def navigation() -> dict[str, object]:
         # user row was expired by the rollback, the org switcher would query).
         return {"orgs": [], "org": None, "membership": None, "account": "Account"}
     if "_nav_orgs" not in g:
-        from dashboard.orgs.services import orgs_of
-
         g._nav_orgs = orgs_of(current_user)
     return {
         "orgs": g._nav_orgs,
@@ -89,6 +85,13 @@ def init_app(app: Flask) -> None:
     app.add_template_global(object_url)
     app.add_template_filter(initials)
     app.add_template_filter(avatar_hue)
-    app.add_template_filter(duration)
+    app.add_template_global(waveform_svg)
+    app.add_template_filter(formatting.duration)
+    app.add_template_filter(formatting.relative_time)
+    app.add_template_filter(formatting.time_until)
+    app.add_template_filter(formatting.utc_time)
+    app.add_template_filter(formatting.iso_time)
+    app.add_template_filter(formatting.date_span)
+    app.add_template_filter(formatting.megabytes)
     app.add_template_filter(language_label)
     app.add_template_filter(lambda tag: describe_language(tag)[1], "region_name")

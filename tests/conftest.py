@@ -31,7 +31,7 @@ PG_SKIP_REASON = (
 )
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 # PostgreSQL as production runs it: the app connects as the web role, which row-level
-# security binds; test setup goes through `rls.operator_access` (the owner here).
+# security binds; test setup goes through `operator_access` (the owner here).
 WEB_ROLE_BACKENDS = ["sqlite", pytest.param("postgresql-app", marks=pytest.mark.postgres)]
 
 
@@ -192,7 +192,7 @@ def login(client, user) -> str:
     The server-side session row is committed in an app context of its own (a database
     session and connection of its own), so a caller's open transaction is left alone.
     """
-    from dashboard import login_sessions
+    from dashboard.auth import login_sessions
 
     with client.application.app_context():
         login_id = login_sessions.start(user, "pytest", "127.0.0.1")

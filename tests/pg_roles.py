@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from dashboard.config import normalise_database_url
-from dashboard.rls import grant_app_role
+from dashboard.tenancy.rls import grant_app_role
 
 APP_PG_URL = os.environ.get("TEST_APP_DATABASE_URL", "").strip()
 APP_SKIP_REASON = (

@@ -7,9 +7,9 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import Engine, select
 
-from dashboard import rls
 from dashboard.extensions import db
 from dashboard.storage import get_storage
+from dashboard.tenancy.operator import operator_access
 
 
 def stored_state(app: Flask, engine: Engine | None = None) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def stored_state(app: Flask, engine: Engine | None = None) -> dict[str, Any]:
                     rows = conn.execute(select(table)).all()
                     state[table.name] = sorted(repr(tuple(row)) for row in rows)
         else:
-            with rls.operator_access("test check spans orgs"):
+            with operator_access("test check spans orgs"):
                 for table in db.metadata.sorted_tables:
                     rows = db.session.execute(select(table)).all()
                     state[table.name] = sorted(repr(tuple(row)) for row in rows)

@@ -33,12 +33,12 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from werkzeug.datastructures import ImmutableMultiDict
 
-from dashboard import rls
 from dashboard.analytics.snapshots import snapshot_day
 from dashboard.extensions import db
 from dashboard.members.services import hash_token
 from dashboard.models import GenerationStatus, Invitation, MemberRole, Organization, Voice
 from dashboard.storage import custom_voice_key, get_storage, system_voice_key
+from dashboard.tenancy.operator import operator_access
 from tests.factories import (
     detach,
     finish_generation,
@@ -131,7 +131,7 @@ class World:
     @contextmanager
     def operator(self, reason: str = "tenant matrix: set-up and checks") -> Iterator[None]:
         """Run the block in an app context past both walls (test set-up and checks)."""
-        with self.app.app_context(), rls.operator_access(reason):
+        with self.app.app_context(), operator_access(reason):
             yield
             db.session.commit()
 
@@ -206,7 +206,7 @@ def _make_org(label: str, secret: str, system: Voice) -> tuple[Org, Organization
 
 def build_world(app: Flask, owner_engine: Engine) -> World:
     """Fill the app's empty database with orgs A and B (see the module docstring)."""
-    with app.app_context(), rls.operator_access("tenant matrix: the world spans orgs"):
+    with app.app_context(), operator_access("tenant matrix: the world spans orgs"):
         system = make_voice(None, name="Aaron")
         store_voice_audio(system, system_voice_key(system.id), *speech_sample("system voice"))
         a, a_org, _ = _make_org("a", "alpha", system)

@@ -12,5 +12,3 @@ from dashboard.tenancy import tenant_blueprint
 sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "PluginImportFixer"]
 
 bp = tenant_blueprint("analytics", __name__, "/analytics")
-
-from dashboard.analytics import routes  # noqa: E402,F401  (routes attach to the blueprint)

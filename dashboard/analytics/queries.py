@@ -59,6 +59,7 @@ from dashboard.analytics.snapshots import (
     generation_groups,
 )
 from dashboard.extensions import db
+from dashboard.formatting import date_span, long_date, short_date
 from dashboard.generations.queries import Usage, month_start, next_month
 from dashboard.models import (
     AnalyticsSnapshot,
@@ -98,15 +99,15 @@ class Bucket:
         """Return the short axis label ("4 Mar", "Mar 2026")."""
         if grouping == "month":
             return f"{self.start:%b %Y}"
-        return _short(self.start)
+        return short_date(self.start)
 
     def describe(self, grouping: str) -> str:
         """Return the bucket in words, for tables and tooltips."""
         if grouping == "day":
-            return f"{self.start:%a} {_short(self.start)}"
+            return f"{self.start:%a} {short_date(self.start)}"
         if grouping == "month" and self.start.day == 1 and _month_end(self.start) == self.end:
             return f"{self.start:%B %Y}"
-        return span(self.start, self.end)
+        return date_span(self.start, self.end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +177,8 @@ class Period:
     def describe(self) -> str:
         """Return the period in words, e.g. "Last 30 days (4 Mar – 2 Apr 2026)"."""
         if self.preset is not None:
-            return f"Last {self.days} days ({span(self.start, self.end)})"
-        return f"{span(self.start, self.end)} ({self.days} day{'' if self.days == 1 else 's'})"
+            return f"Last {self.days} days ({date_span(self.start, self.end)})"
+        return f"{date_span(self.start, self.end)} ({self.days} day{'' if self.days == 1 else 's'})"
 
 
 def default_grouping(days: int) -> str:
@@ -202,12 +203,13 @@ def parse_period(args: Mapping[str, str], today: dt.date) -> Period:
         end = _date(raw_to, "end")
         if start > end:
             raise InvalidPeriod(
-                f"The start date ({_long(start)}) is after the end date ({_long(end)}). Swap them."
+                f"The start date ({long_date(start)}) is after the end date "
+                f"({long_date(end)}). Swap them."
             )
         if end > today:
             raise InvalidPeriod(
-                f"The end date ({_long(end)}) is in the future; "
-                f"the latest day there are figures for is today, {_long(today)} (UTC)."
+                f"The end date ({long_date(end)}) is in the future; "
+                f"the latest day there are figures for is today, {long_date(today)} (UTC)."
             )
         days = (end - start).days + 1
         if days > MAX_DAYS:
@@ -251,25 +253,6 @@ def _date(raw: str, which: str) -> dt.date:
 def _month_end(day: dt.date) -> dt.date:
     following = (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
     return following - dt.timedelta(days=1)
-
-
-def _short(day: dt.date) -> str:
-    return f"{day.day} {day:%b}"
-
-
-def _long(day: dt.date) -> str:
-    return f"{day.day} {day:%b %Y}"
-
-
-def span(start: dt.date, end: dt.date) -> str:
-    """Return "4 – 10 Mar 2026", "28 Feb – 6 Mar 2026" or "28 Dec 2025 – 3 Jan 2026"."""
-    if start == end:
-        return _long(start)
-    if start.year != end.year:
-        return f"{_long(start)} – {_long(end)}"
-    if start.month != end.month:
-        return f"{_short(start)} – {_long(end)}"
-    return f"{start.day} – {_long(end)}"
 
 
 # ------------------------------------------------------------------------- figures

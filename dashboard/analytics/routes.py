@@ -11,12 +11,11 @@ from flask import Response, abort, g, request
 from dashboard import htmx
 from dashboard.analytics import bp, charts, export, queries
 from dashboard.generations.queries import usage
-from dashboard.media import content_disposition
 from dashboard.models import utcnow
+from dashboard.storage.media import content_disposition
 
 INDEX = "analytics/index.html"
 
-bp.add_app_template_filter(queries.span, "analytics_span")
 
 
 @bp.get("/", endpoint="index")

@@ -39,7 +39,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
+from huey import Huey, crontab
 from sqlalchemy import ARRAY, Select, Uuid, any_, cast, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -58,6 +59,7 @@ from dashboard.models import (
     new_id,
     utcnow,
 )
+from dashboard.tenancy.operator import operator_engine
 
 log = logging.getLogger(__name__)
 
@@ -503,8 +505,6 @@ def snapshot_from_worker(day: dt.date | None = None) -> UpsertReport:
     swapping the app's engine under the worker's threads; else on `db.session`.
     Commits.
     """
-    from dashboard.generations.jobs import operator_engine
-
     day = day or yesterday()
     url = current_app.config.get("OPERATOR_DATABASE_URL")
     with tenancy.all_tenants("analytics: daily snapshot of every organisation"):
@@ -523,3 +523,12 @@ def snapshot_from_worker(day: dt.date | None = None) -> UpsertReport:
                 db.session.remove()
     log.info("analytics snapshot of %s: %s", day, report.summary())
     return report
+
+
+def register_tasks(huey: Huey, app: Flask) -> None:
+    """Snapshot yesterday for every org shortly after midnight UTC (huey runs in UTC)."""
+
+    @huey.periodic_task(crontab(hour="0", minute="15"), name="snapshot")
+    def snapshot() -> None:
+        with app.app_context():
+            snapshot_from_worker()

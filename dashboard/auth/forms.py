@@ -5,8 +5,8 @@ from __future__ import annotations
 from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import Email, EqualTo, InputRequired, Length, ValidationError
 
+from dashboard.auth.passwords import MAX_LENGTH, password_problem
 from dashboard.forms import Form
-from dashboard.passwords import MAX_LENGTH, password_problem
 
 
 def strong_password(_form: Form, field: PasswordField) -> None:

@@ -8,8 +8,7 @@ from flask import Response, flash, make_response, redirect, render_template, req
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
-from dashboard import login_sessions
-from dashboard.auth import bp, services, throttle
+from dashboard.auth import bp, login_sessions, services, throttle
 from dashboard.auth.forms import ChangePasswordForm, LoginForm, SignupForm
 from dashboard.extensions import db
 from dashboard.htmx import redirect_to

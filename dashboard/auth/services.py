@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from dashboard.auth.passwords import hash_password, needs_rehash, verify_password
 from dashboard.models import Organization, User
 from dashboard.orgs.services import AccountError, create_org, create_user, find_user, set_password
-from dashboard.passwords import hash_password, needs_rehash, verify_password
 
 # Verifying against a real hash when the email is unknown keeps the response time the
 # same, so timing doesn't reveal which emails have accounts.

@@ -12,6 +12,7 @@ from flask.cli import AppGroup
 from dashboard.analytics.snapshots import UpsertReport, snapshot_day
 from dashboard.cli.helpers import operator_transaction, require_org
 from dashboard.extensions import db
+from dashboard.formatting import iso_date_span, plural
 from dashboard.models import utcnow
 
 analytics_group = AppGroup("analytics", help="Analytics snapshots.")
@@ -62,8 +63,8 @@ def snapshot_command(
                 orgs |= figures.keys()
     seconds = time.perf_counter() - started
     click.echo(
-        f"Snapshotted {_plural(len(days), 'day')} × {_plural(len(orgs), 'org')} "
-        f"({_span(days)}): {report.summary()} in {seconds:.1f} s."
+        f"Snapshotted {plural(len(days), 'day')} × {plural(len(orgs), 'org')} "
+        f"({iso_date_span(days)}): {report.summary()} in {seconds:.1f} s."
     )
 
 
@@ -121,11 +122,3 @@ def _today() -> dt.date:
 
 def _show_day(day: dt.date | None) -> str | None:
     return day.isoformat() if day else None
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def _span(days: list[dt.date]) -> str:
-    return str(days[0]) if len(days) == 1 else f"{days[0]} to {days[-1]}"

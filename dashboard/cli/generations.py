@@ -11,8 +11,8 @@ from flask.cli import AppGroup, with_appcontext
 
 from dashboard.cli.helpers import operator_transaction
 from dashboard.extensions import db
-from dashboard.generations.jobs import reap_stuck
-from dashboard.jobs import enqueue_generation, get_huey
+from dashboard.generations.jobs import enqueue_generation, reap_stuck
+from dashboard.queue import get_huey
 
 generations_group = AppGroup("generations", help="Speech generation jobs.")
 

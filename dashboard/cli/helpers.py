@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,12 +11,12 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from dashboard import rls
+from dashboard.auth.passwords import password_problem
 from dashboard.database import describe_database_error
 from dashboard.extensions import db
 from dashboard.models import MemberRole, Organization, User, normalise_email
 from dashboard.orgs import services
-from dashboard.passwords import password_problem
+from dashboard.tenancy.operator import operator_access
 
 ROLE_CHOICE = click.Choice([role.value for role in MemberRole])
 
@@ -26,12 +25,12 @@ ROLE_CHOICE = click.Choice([role.value for role in MemberRole])
 def operator_transaction(command: str) -> Iterator[None]:
     """Run a command's database work across organisations; commit once, or roll back.
 
-    `rls.operator_access` lifts the tenant filter and, on PostgreSQL with
+    `operator_access` lifts the tenant filter and, on PostgreSQL with
     `OPERATOR_DATABASE_URL`, runs past row-level security as the operator role.
     Service refusals and database failures become one `Error: ...` line.
     """
     try:
-        with rls.operator_access(f"operator command: {command}"):
+        with operator_access(f"operator command: {command}"):
             yield
             db.session.commit()
     except services.AccountError as exc:
@@ -118,11 +117,6 @@ def echo_table(headers: Sequence[str], rows: Sequence[Sequence[object]], indent:
         click.echo(
             indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
         )
-
-
-def format_time(value: dt.datetime) -> str:
-    """Format an aware UTC timestamp for a table cell."""
-    return value.strftime("%Y-%m-%d %H:%M")
 
 
 password_stdin_option = click.option(

@@ -7,11 +7,11 @@ from flask.cli import AppGroup
 
 from dashboard.cli.helpers import (
     echo_table,
-    format_time,
     operator_transaction,
     require_org,
     require_user,
 )
+from dashboard.formatting import table_time
 from dashboard.orgs import services
 
 # The column is a 32-bit INTEGER on PostgreSQL; anything larger is "unlimited" anyway.
@@ -40,7 +40,7 @@ def list_orgs_command() -> None:
     """List organisations by name with their member counts."""
     with operator_transaction("orgs list"):
         rows = [
-            (org.slug, org.name, members, format_time(org.created_at))
+            (org.slug, org.name, members, table_time(org.created_at))
             for org, members in services.list_orgs()
         ]
     if not rows:

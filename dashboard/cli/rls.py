@@ -10,9 +10,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from dashboard import rls
 from dashboard.database import describe_database_error
 from dashboard.extensions import db
+from dashboard.tenancy import rls
 
 rls_group = AppGroup("rls", help="Row-level security: the web role's privileges and checks.")
 

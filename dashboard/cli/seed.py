@@ -11,14 +11,14 @@ from flask import current_app, url_for
 from flask.cli import with_appcontext
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from dashboard import rls
+from dashboard.cli.demo import HISTORY_DAYS, DemoReport, HistoryReport, seed_demo
 from dashboard.cli.helpers import echo_table
-from dashboard.consistency import new_objects_removed_on_error
 from dashboard.database import describe_database_error
-from dashboard.demo import HISTORY_DAYS, DemoReport, HistoryReport, seed_demo
 from dashboard.extensions import db
 from dashboard.orgs.services import AccountError
 from dashboard.storage import StorageError, get_storage
+from dashboard.storage.consistency import new_objects_removed_on_error
+from dashboard.tenancy.operator import operator_access
 from dashboard.tts import EngineError, get_engine
 from dashboard.voices import services
 from dashboard.voices.catalog import SYSTEM_VOICES
@@ -65,7 +65,7 @@ def seed_command(audio_dir: Path | None, demo: bool, base_url: str) -> None:
             )
         # System voices belong to no organisation: on PostgreSQL only the operator
         # role may write them (row-level security).
-        with rls.operator_access("seed: system voices are shared by every organisation"):
+        with operator_access("seed: system voices are shared by every organisation"):
             report = run_seed(storage, audio)
         echo_voices_report(report)
         if demo:
@@ -148,7 +148,7 @@ def run_demo_seed() -> DemoReport:
 
     def attempt() -> DemoReport:
         with (
-            rls.operator_access("seed: the demo organisation, its members, voices and history"),
+            operator_access("seed: the demo organisation, its members, voices and history"),
             new_objects_removed_on_error(storage) as new_keys,
         ):
             report = seed_demo(storage=storage, new_keys=new_keys)

@@ -7,8 +7,8 @@ import datetime as dt
 import click
 from flask.cli import AppGroup
 
-from dashboard import rls, sweep
-from dashboard.storage import StorageError, get_storage
+from dashboard.storage import StorageError, get_storage, sweep
+from dashboard.tenancy.operator import operator_access
 
 storage_group = AppGroup("storage", help="Object-storage maintenance.")
 
@@ -26,7 +26,7 @@ def sweep_command(older_than: int, delete: bool) -> None:
     """List objects under voices/ and generations/ that no row points at."""
     storage = get_storage()
     try:
-        with rls.operator_access("storage sweep: checks every organisation's objects"):
+        with operator_access("storage sweep: checks every organisation's objects"):
             report = sweep.find_orphans(storage, dt.timedelta(minutes=older_than))
             if delete:
                 sweep.delete_orphans(storage, report)

@@ -8,11 +8,10 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from dashboard import login_sessions
+from dashboard.auth import login_sessions
 from dashboard.cli.helpers import (
     ROLE_CHOICE,
     echo_table,
-    format_time,
     operator_transaction,
     password_stdin_option,
     read_new_password,
@@ -20,6 +19,7 @@ from dashboard.cli.helpers import (
     require_user,
     valid_email,
 )
+from dashboard.formatting import table_time
 from dashboard.models import MemberRole, Organization
 from dashboard.orgs import services
 
@@ -144,7 +144,7 @@ def list_users_command(org_slug: str | None) -> None:
                 user.email,
                 user.display_name,
                 memberships_cell(memberships, with_org=org is None),
-                format_time(user.created_at),
+                table_time(user.created_at),
             )
             for user, memberships in services.list_users(org)
         ]

@@ -10,5 +10,3 @@ from dashboard.tenancy import tenant_blueprint
 
 generate_bp = tenant_blueprint("generate", __name__, "/generate")
 bp = tenant_blueprint("generations", __name__, "/generations")
-
-from dashboard.generations import detail, routes  # noqa: E402,F401  (routes attach to the blueprints)

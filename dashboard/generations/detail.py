@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from babel.dates import format_timedelta
 from flask import abort, g
 from sqlalchemy import select
 
 from dashboard import htmx
 from dashboard.extensions import db
+from dashboard.formatting import relative_time
 from dashboard.generations import bp
 from dashboard.generations.forms import PARAMETERS, Parameter
-from dashboard.models import Generation, User, Voice, utcnow
-from dashboard.waveform import waveform_svg
+from dashboard.models import Generation, User, Voice
 
 DETAIL = "generations/detail.html"
-JUST_NOW = dt.timedelta(seconds=45)
 
-# The player macro (templates/macros/player.html) draws its waveform with this; the
-# status widget renders that macro too, on any page, so it is an app-wide global.
-bp.add_app_template_global(waveform_svg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +49,6 @@ def parameters_of(generation: Generation) -> list[ParameterValue]:
     return values
 
 
-def time_ago(when: dt.datetime, now: dt.datetime | None = None) -> str:
-    """Say how long ago `when` was, e.g. "3 minutes ago" (a clock running ahead: "just now")."""
-    elapsed = (now or utcnow()) - when
-    if elapsed < JUST_NOW:
-        return "just now"
-    return format_timedelta(-elapsed, locale="en", add_direction=True)
-
-
 def load_detail(generation_id: uuid.UUID) -> GenerationDetail:
     """Load the generation (404 unless the org in scope owns it), its voice and creator.
 
@@ -84,7 +70,7 @@ def load_detail(generation_id: uuid.UUID) -> GenerationDetail:
         abort(404)
     generation, voice, creator = row
     return GenerationDetail(
-        generation, voice, creator, parameters_of(generation), time_ago(generation.created_at)
+        generation, voice, creator, parameters_of(generation), relative_time(generation.created_at)
     )
 
 

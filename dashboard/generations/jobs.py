@@ -34,23 +34,24 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 
-from flask import current_app
-from sqlalchemy import and_, create_engine, select, update
-from sqlalchemy.engine import Engine
+from flask import Flask, current_app
+from huey import Huey, crontab
+from huey.exceptions import RetryTask
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from dashboard import tenancy
 from dashboard.audio import InvalidAudio, waveform_peaks
-from dashboard.config import engine_options
 from dashboard.extensions import db
 from dashboard.models import Generation, GenerationStatus, Voice, utcnow
+from dashboard.queue import get_huey
 from dashboard.storage import StorageError, generation_key, get_storage
+from dashboard.tenancy.operator import operator_engine
 from dashboard.tts import EngineError, SynthesisParams, VoiceRef, app_engine
 
 log = logging.getLogger(__name__)
 
 REAP_BATCH = 500
-OPERATOR_ENGINE_KEY = "voxboard.operator_engine"
 # What members read; the storage or engine error itself goes to the worker's log (it
 # names the endpoint, the bucket and the object key, which are operators' business).
 STORAGE_FAILURE = "Storage is unavailable, so the audio could not be saved."
@@ -326,8 +327,6 @@ def reap_from_worker() -> ReapReport:
     The operator role (`OPERATOR_DATABASE_URL`) gets past row-level security through a
     session of its own, never by swapping the app's engine under the worker's threads.
     """
-    from dashboard.jobs import enqueue_generation
-
     config = current_app.config
     timeout = dt.timedelta(seconds=int(config["JOB_RUNNING_TIMEOUT_SECONDS"]))
     retries = int(config["JOB_MAX_RETRIES"])
@@ -346,15 +345,6 @@ def reap_from_worker() -> ReapReport:
     return report
 
 
-def operator_engine(url: str) -> Engine:
-    """Return the worker's engine for the operator role, built once per app."""
-    engine = current_app.extensions.get(OPERATOR_ENGINE_KEY)
-    if engine is None:
-        engine = create_engine(url, **engine_options(url, pooled=False))
-        current_app.extensions[OPERATOR_ENGINE_KEY] = engine
-    return engine
-
-
 def reset_for_retry(generation: Generation) -> None:
     """Put a failed generation back in the queue with a fresh retry budget; flush only."""
     if generation.status is not GenerationStatus.FAILED:
@@ -365,3 +355,42 @@ def reset_for_retry(generation: Generation) -> None:
     generation.started_at = None
     generation.finished_at = None
     db.session.flush()
+
+
+# ------------------------------------------------------------------------ the queue
+
+
+def register_tasks(huey: Huey, app: Flask) -> None:
+    """Register the speech task and the periodic reaper on `app`'s queue."""
+
+    @huey.task(name="speak")
+    def speak(generation_id: str, org_id: str) -> None:
+        with app.app_context():
+            outcome = run_generation(uuid.UUID(generation_id), uuid.UUID(org_id))
+        if outcome.retry_in is not None:
+            # delay=None retries right away: huey re-enqueues instead of scheduling,
+            # which immediate mode (tests with no delay) runs at once too.
+            raise RetryTask(delay=outcome.retry_in or None)
+
+    @huey.periodic_task(crontab(minute="*"), name="reap")
+    def reap() -> None:
+        with app.app_context():
+            report = reap_from_worker()
+        if report.changed:
+            log.warning("reaper: %s", report.summary())
+
+    huey.voxboard_speak = speak  # type: ignore[attr-defined]
+
+
+def enqueue_generation(generation_id: uuid.UUID, org_id: uuid.UUID) -> bool:
+    """Queue the speech job for a committed generation; False if the queue refused.
+
+    Call after the commit: a worker must find the row. When the queue is down the row
+    stays `queued` and the reaper enqueues it again later, so nothing is lost.
+    """
+    try:
+        get_huey().voxboard_speak(str(generation_id), str(org_id))  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001  (any broker failure: the reaper retries it)
+        log.exception("could not enqueue generation %s; the reaper will retry", generation_id)
+        return False
+    return True

@@ -14,14 +14,14 @@ from flask import abort, current_app, g, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from dashboard import htmx, jobs, tenancy
+from dashboard import htmx, tenancy
 from dashboard.extensions import db, limiter
 from dashboard.generations import bp, generate_bp, queries, services
 from dashboard.generations.forms import PARAMETERS, GenerateForm, prefill_from_args
-from dashboard.generations.jobs import reset_for_retry
-from dashboard.media import send_stored_object
+from dashboard.generations.jobs import enqueue_generation, reset_for_retry
 from dashboard.models import Generation, GenerationStatus
 from dashboard.storage import get_storage
+from dashboard.storage.media import send_stored_object
 
 GENERATE_PAGE = "generations/generate.html"
 STATUS_PAGE = "generations/status.html"
@@ -67,7 +67,7 @@ def generate():
         return generate_page(form, status=422)
     generation_id = generation.id
     db.session.commit()
-    jobs.enqueue_generation(generation_id, g.org.id)
+    enqueue_generation(generation_id, g.org.id)
     if htmx.wants_fragment():
         # Read the row again (the commit expired it; touching it before the job would
         # load it while still queued): a quick worker may have finished it already.
@@ -139,7 +139,7 @@ def retry(generation_id: uuid.UUID):
         abort(422, str(exc))
     reset_for_retry(generation)
     db.session.commit()
-    jobs.enqueue_generation(generation.id, g.org.id)
+    enqueue_generation(generation.id, g.org.id)
     if htmx.wants_fragment():
         return status(generation_id)
     return htmx.redirect_to(url_for("generations.detail", generation_id=generation_id))

@@ -49,7 +49,7 @@ def submit_generation(
 ) -> Generation:
     """Add a queued generation (voice name snapshot, character count) after the quota check.
 
-    The caller commits and then enqueues the job (`jobs.enqueue_generation`).
+    The caller commits and then enqueues the job (`generations.jobs.enqueue_generation`).
     """
     check_quota(org, len(text))
     generation = Generation(

@@ -3,5 +3,3 @@
 from dashboard.tenancy import tenant_blueprint
 
 bp = tenant_blueprint("history", __name__, "/history")
-
-from dashboard.history import routes  # noqa: E402,F401  (routes attach to the blueprint)

@@ -29,12 +29,12 @@ from flask import (
 
 from dashboard import htmx, tenancy
 from dashboard.extensions import db
-from dashboard.history import bp, display, queries, services
+from dashboard.history import bp, queries, services
 from dashboard.history.forms import BulkForm, DeleteGenerationForm
 from dashboard.history.queries import HistoryFilters, Selection
-from dashboard.media import content_disposition
 from dashboard.models import Generation, GenerationStatus, utcnow
 from dashboard.storage import StorageError, get_storage
+from dashboard.storage.media import content_disposition
 
 INDEX = "history/index.html"
 DELETED_EVENT = "generation-deleted"
@@ -45,9 +45,6 @@ NOTHING_SELECTED = (
     "or choose “all generations matching these filters”."
 )
 
-bp.add_app_template_filter(display.relative_time, "relative_time")
-bp.add_app_template_filter(display.absolute_time, "utc_time")
-bp.add_app_template_filter(display.iso_time, "iso_time")
 
 
 @bp.get("/", endpoint="index")

@@ -8,5 +8,3 @@ bp = tenant_blueprint("members", __name__, "/members")
 # Accepting an invitation happens before the person is a member, so it lives outside
 # the tenant blueprint (the token, not the URL's org, decides which org it joins).
 public_bp = Blueprint("invitations", __name__)
-
-from dashboard.members import routes  # noqa: E402,F401  (routes attach to the blueprints)

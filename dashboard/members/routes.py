@@ -8,19 +8,18 @@ status the rule chose (403, 409, 410, 422).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from babel.dates import format_timedelta
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response
 
-from dashboard import htmx, mail, tenancy
+from dashboard import htmx, tenancy
 from dashboard.extensions import db
-from dashboard.members import bp, public_bp, queries, services
+from dashboard.formatting import time_until
+from dashboard.members import bp, mail, public_bp, queries, services
 from dashboard.members.forms import ConfirmForm, InviteForm, RoleForm, role_choices
 from dashboard.members.services import MemberError
 from dashboard.models import Invitation, MemberRole, Membership, utcnow
@@ -29,11 +28,6 @@ PAGE = "members/index.html"
 # A new invitation's link crosses the redirect after a plain POST in the session (the
 # inviter's own cookie) and is popped by the next page view: shown exactly once.
 NEW_INVITE_KEY = "members.new_invite"
-
-
-def expires_in(when: dt.datetime) -> str:
-    """Say how long until `when`, e.g. "3 days"."""
-    return format_timedelta(when - utcnow(), locale="en", threshold=1.5)
 
 
 def page(status: int = 200, block: str | None = None, **context: Any) -> Response:
@@ -65,7 +59,6 @@ def page(status: int = 200, block: str | None = None, **context: Any) -> Respons
         invite_form=invite_form,
         notices=context.pop("notices", {}),
         new_invite=context.pop("new_invite", None),
-        expires_in=expires_in,
         **context,
     )
     response.status_code = status
@@ -242,7 +235,7 @@ def announce(created: services.NewInvitation) -> dict[str, Any]:
         "email": invitation.email,
         "role": invitation.role.value,
         "link": link,
-        "expires": expires_in(invitation.expires_at),
+        "expires": time_until(invitation.expires_at),
         "replaced": created.replaced,
         "mailed": False,
         "mail_error": None,
@@ -317,6 +310,5 @@ def join_page(org, invitation, problem: MemberError | None) -> tuple[str, int]:
         problem=problem,
         form=ConfirmForm(),
         token=request.view_args["token"],
-        expires_in=expires_in,
     )
     return html, problem.status if problem else 200

@@ -1,11 +1,11 @@
 """Every model, importable from one place (Alembic sees them all through this)."""
 
+from dashboard.models.accounts import Invitation, Membership, Organization, User, normalise_email
 from dashboard.models.analytics import AnalyticsSnapshot
 from dashboard.models.base import Base, new_id, utcnow
 from dashboard.models.enums import GenerationStatus, MemberRole, VoiceCategory, VoiceVariant
 from dashboard.models.generations import Generation
 from dashboard.models.sessions import UserSession
-from dashboard.models.tenancy import Invitation, Membership, Organization, User, normalise_email
 from dashboard.models.voices import Voice
 
 __all__ = [

@@ -16,7 +16,7 @@ class UserSession(Base):
 
     The cookie carries the row's id and a random secret; only the secret's SHA-256 is
     stored, so a copy of the database does not hand out logins. See
-    `dashboard/login_sessions.py` for the whole protocol.
+    `dashboard/auth/login_sessions.py` for the whole protocol.
     """
 
     __tablename__ = "user_sessions"

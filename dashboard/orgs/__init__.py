@@ -6,5 +6,3 @@ from dashboard.tenancy import tenant_blueprint
 
 bp = Blueprint("orgs", __name__)
 org_bp = tenant_blueprint("org", __name__)
-
-from dashboard.orgs import routes  # noqa: E402,F401  (routes attach to the blueprints)

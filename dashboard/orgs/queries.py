@@ -7,8 +7,17 @@ from dataclasses import dataclass
 
 from sqlalchemy import ScalarSelect, Select, func, select
 
+from dashboard import tenancy
 from dashboard.extensions import db
-from dashboard.models import Generation, Membership, Voice, VoiceVariant
+from dashboard.models import (
+    Generation,
+    MemberRole,
+    Membership,
+    Organization,
+    User,
+    Voice,
+    VoiceVariant,
+)
 
 # Counting every generation of a big org costs a full index scan; past this many the
 # home page says "10,000+" instead, and the cost stays constant.
@@ -55,3 +64,15 @@ def overview(org_id: uuid.UUID) -> Overview:
         generations_capped=row.generations > COUNT_CAP,
         members=row.members,
     )
+
+
+def orgs_of(user: User) -> list[tuple[Organization, MemberRole]]:
+    """Return every organisation `user` belongs to, with their role, by name."""
+    with tenancy.all_tenants("a user's own memberships span organisations"):
+        rows = db.session.execute(
+            select(Organization, Membership.role)
+            .join(Membership, Membership.org_id == Organization.id)
+            .where(Membership.user_id == user.id)
+            .order_by(func.lower(Organization.name))
+        ).all()
+    return [(org, role) for org, role in rows]

@@ -15,7 +15,7 @@ from dashboard.orgs.forms import NewOrgForm
 @login_required
 def landing():
     """Send a logged-in user to their first organisation (or to create one)."""
-    orgs = services.orgs_of(current_user)
+    orgs = queries.orgs_of(current_user)
     if not orgs:
         return redirect(url_for("orgs.new"))
     return redirect(url_for("org.home", org_slug=orgs[0][0].slug))

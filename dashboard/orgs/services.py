@@ -7,10 +7,11 @@ import unicodedata
 
 from sqlalchemy import func, select
 
-from dashboard import login_sessions, tenancy
+from dashboard import tenancy
+from dashboard.auth import login_sessions
+from dashboard.auth.passwords import hash_password
 from dashboard.extensions import db
 from dashboard.models import MemberRole, Membership, Organization, User, normalise_email, utcnow
-from dashboard.passwords import hash_password
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])$")
 RESERVED_SLUGS = frozenset({"new", "admin", "api", "static", "login", "logout", "signup"})
@@ -127,18 +128,6 @@ def add_member(org: Organization, user: User, role: MemberRole) -> Membership:
         membership.role = role
     db.session.flush()
     return membership
-
-
-def orgs_of(user: User) -> list[tuple[Organization, MemberRole]]:
-    """Return every organisation `user` belongs to, with their role, by name."""
-    with tenancy.all_tenants("a user's own memberships span organisations"):
-        rows = db.session.execute(
-            select(Organization, Membership.role)
-            .join(Membership, Membership.org_id == Organization.id)
-            .where(Membership.user_id == user.id)
-            .order_by(func.lower(Organization.name))
-        ).all()
-    return [(org, role) for org, role in rows]
 
 
 # ------------------------------------------------------------------- operator commands

@@ -7,5 +7,3 @@ from dashboard.tenancy import tenant_blueprint
 bp = Blueprint("voices", __name__)
 # /o/<org_slug>/voices/…: browsing and previews (routes.py), managing (manage.py).
 library_bp = tenant_blueprint("library", __name__, "/voices")
-
-from dashboard.voices import manage, routes  # noqa: E402,F401  (routes attach to the blueprints)

@@ -14,9 +14,9 @@ from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from dashboard.forms import Form
-from dashboard.languages import DEFAULT_LANGUAGE, language_choices
 from dashboard.models import VoiceCategory
 from dashboard.models.voices import DESCRIPTION_MAX, NAME_MAX
+from dashboard.voices.languages import DEFAULT_LANGUAGE, language_choices
 from dashboard.voices.services import CustomVoiceFields
 
 CONSENT_MESSAGE = "Confirm that you have the right to use this voice."

@@ -18,14 +18,15 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from dashboard import htmx, tenancy
-from dashboard.consistency import new_objects_removed_on_error
 from dashboard.extensions import db
-from dashboard.languages import language_choices
+from dashboard.formatting import megabytes
 from dashboard.models import Voice
 from dashboard.storage import StorageError, get_storage
-from dashboard.uploads import body_too_large, receives_upload, upload_limit
+from dashboard.storage.consistency import new_objects_removed_on_error
+from dashboard.storage.uploads import body_too_large, receives_upload, upload_limit
 from dashboard.voices import library_bp, services
 from dashboard.voices.forms import DeleteVoiceForm, EditVoiceForm, NewVoiceForm, VoiceForm
+from dashboard.voices.languages import language_choices
 
 FORM_PAGE = "voices/form.html"
 FORM_BLOCK = "voice_form"
@@ -36,7 +37,7 @@ STORAGE_PROBLEM = (
 
 
 def too_large_problem() -> str:
-    limit = services.megabytes(upload_limit(UPLOAD_SETTING))
+    limit = megabytes(upload_limit(UPLOAD_SETTING))
     return (
         f"That upload is larger than {limit}, so it was refused before it was read. "
         "Choose a smaller file: MP3, FLAC or OGG hold the same audio in far fewer bytes."
@@ -74,7 +75,7 @@ def form_page(
         languages=language_choices(),
         max_bytes=upload_limit(UPLOAD_SETTING),
         limits={
-            "size": services.megabytes(upload_limit(UPLOAD_SETTING)),
+            "size": megabytes(upload_limit(UPLOAD_SETTING)),
             "min_seconds": services.MIN_REFERENCE_MS // 1000,
             "max_minutes": services.MAX_REFERENCE_MS // 60_000,
         },

@@ -53,8 +53,8 @@ from sqlalchemy.sql.selectable import CTE
 
 from dashboard.database import loose_scan, numbered
 from dashboard.extensions import db
-from dashboard.languages import language_label
 from dashboard.models import Voice, VoiceCategory, VoiceVariant
+from dashboard.voices.languages import language_label
 
 PAGE_SIZE = 24
 # Best-match order can't be paged by keyset; past this many matches the page says so.

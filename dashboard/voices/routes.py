@@ -9,9 +9,9 @@ from werkzeug.wrappers import Response
 
 from dashboard import htmx, tenancy
 from dashboard.extensions import db
-from dashboard.media import send_stored_object
 from dashboard.models import Voice, VoiceCategory
 from dashboard.storage import S3Storage, StorageError, get_storage
+from dashboard.storage.media import send_stored_object
 from dashboard.voices import bp, library_bp, queries
 
 LIBRARY = "voices/library.html"

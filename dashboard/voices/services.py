@@ -17,6 +17,7 @@ from sqlalchemy import func, select, text
 
 from dashboard.audio import AudioInfo, InvalidAudio, probe_audio
 from dashboard.extensions import db
+from dashboard.formatting import megabytes
 from dashboard.models import Generation, Voice, VoiceCategory, VoiceVariant, new_id
 from dashboard.storage import (
     ObjectNotFound,
@@ -26,9 +27,9 @@ from dashboard.storage import (
     custom_voice_revision_key,
     system_voice_key,
 )
+from dashboard.storage.uploads import read_chunks, stream_size
 from dashboard.tts import Engine, VoiceRef
 from dashboard.tts.espeak import sample_text
-from dashboard.uploads import read_chunks, stream_size
 from dashboard.voices.catalog import SYSTEM_VOICES, SystemVoiceSpec
 
 # Any constant works; it only has to be the same for every seeding process.
@@ -221,12 +222,6 @@ class CheckedAudio:
     size: int
     sha256: str
     info: AudioInfo
-
-
-def megabytes(size: int) -> str:
-    """Say a size the way the form's hint does: "20 MB", "20.4 MB" (binary megabytes)."""
-    value = size / (1024 * 1024)
-    return f"{value:.0f} MB" if value == int(value) else f"{value:.1f} MB"
 
 
 def _seconds(ms: int) -> str:

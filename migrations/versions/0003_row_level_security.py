@@ -5,7 +5,7 @@ Revises: 0002_accounts
 Create Date: 2026-11-23
 
 PostgreSQL only (SQLite has no row-level security; this revision is a no-op there).
-Every policy reads the organisation (and user) that `dashboard/rls.py` copies into
+Every policy reads the organisation (and user) that `dashboard/tenancy/rls.py` copies into
 `app.current_org` / `app.current_user` at the start of each transaction. An unset or
 empty setting matches nothing, so a connection that forgot to set it sees only system
 voices. FORCE makes the table owner obey the policies too; only superusers and

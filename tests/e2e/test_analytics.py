@@ -20,6 +20,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from dashboard import tenancy
+from dashboard.auth.passwords import hash_password
 from dashboard.extensions import db
 from dashboard.models import (
     AnalyticsSnapshot,
@@ -30,7 +31,6 @@ from dashboard.models import (
     VoiceVariant,
     utcnow,
 )
-from dashboard.passwords import hash_password
 from tests.e2e.conftest import watch_console
 from tests.e2e.test_home import ARTIFACTS
 from tests.factories import make_generation, make_membership, make_org, make_user, make_voice

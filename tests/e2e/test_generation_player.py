@@ -16,9 +16,9 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from dashboard import tenancy
+from dashboard.auth.passwords import hash_password
 from dashboard.extensions import db
 from dashboard.models import Generation, GenerationStatus, MemberRole, Voice
-from dashboard.passwords import hash_password
 from dashboard.storage import get_storage
 from tests.e2e.conftest import watch_console
 from tests.e2e.test_home import ARTIFACTS
