@@ -79,6 +79,20 @@ def normalise_database_url(url: str) -> tuple[str, bool]:
     return parsed.render_as_string(hide_password=False), pooled
 
 
+def redacted_url(url: str) -> str:
+    """Return a database or queue URL fit for a log line or a message: no password.
+
+    Redis URLs don't always parse as SQLAlchemy URLs; then only the part after the
+    credentials is shown.
+    """
+    if url.startswith("sqlite"):
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001  (any URL SQLAlchemy can't parse)
+        return url.split("@")[-1]
+
+
 def engine_options(url: str, pooled: bool) -> dict[str, Any]:
     """Choose engine options for the database behind `url`."""
     if url.startswith("postgresql"):

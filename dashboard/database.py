@@ -12,6 +12,8 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE, Subquery
 
+from dashboard.config import redacted_url
+
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     if not isinstance(dbapi_connection, sqlite3.Connection):
@@ -34,9 +36,7 @@ def install_sqlite_pragmas() -> None:
 
 def describe_database_error(exc: BaseException, url: str) -> str:
     """Turn a connection failure into one line that names the database and the cause."""
-    from sqlalchemy.engine import make_url
-
-    safe = make_url(url).render_as_string(hide_password=True)
+    safe = redacted_url(url)
     cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
     return f"database unreachable ({safe}): {cause}"
 

@@ -10,6 +10,7 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from dashboard.cli.helpers import operator_transaction
+from dashboard.config import redacted_url
 from dashboard.extensions import db
 from dashboard.generations.jobs import enqueue_generation, reap_stuck
 from dashboard.queue import get_huey
@@ -49,23 +50,11 @@ def worker_command(workers: int, verbose: bool) -> None:
             err=True,
         )
     click.echo(
-        f"Voxboard worker: {workers} thread(s) on {describe_queue(app.config['JOBS_URL'])}, "
+        f"Voxboard worker: {workers} thread(s) on {redacted_url(app.config['JOBS_URL'])}, "
         f"engine {app.config['TTS_ENGINE']}. Ctrl+C stops it."
     )
     consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
     consumer.run()
-
-
-def describe_queue(url: str) -> str:
-    """Name the queue without its password."""
-    from sqlalchemy.engine import make_url
-
-    if url.startswith("sqlite"):
-        return url
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001  (redis URLs may not parse as SQLAlchemy URLs)
-        return url.split("@")[-1]
 
 
 @generations_group.command("reap")
@@ -87,6 +76,6 @@ def reap_command(older_than: int | None) -> None:
         # The rows are queued again either way; exit non-zero so cron and operators notice.
         raise click.ClickException(
             f"could not enqueue {refused} of {len(report.to_enqueue)} jobs on "
-            f"{describe_queue(config['JOBS_URL'])}; they stay queued and the next reap "
+            f"{redacted_url(config['JOBS_URL'])}; they stay queued and the next reap "
             "tries again"
         )
