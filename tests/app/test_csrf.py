@@ -11,8 +11,8 @@ from werkzeug.routing import Rule
 from dashboard import tenancy
 from dashboard.extensions import db
 from dashboard.models import MemberRole
-from tests.conftest import login
 from tests.factories import detach, make_membership, make_org, make_user
+from tests.http import login
 from tests.tenancy.test_matrix import OBJECT_ARGS
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}

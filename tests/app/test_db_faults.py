@@ -37,9 +37,9 @@ from dashboard.models import (
 )
 from dashboard.storage import get_storage
 from dashboard.tenancy.operator import operator_access
-from tests.conftest import login
 from tests.db_faults import terminate_backend_when
 from tests.factories import make_membership, make_org, make_user, make_voice, speech_sample
+from tests.http import login
 
 POSTGRES = pytest.param("postgresql", marks=pytest.mark.postgres)
 REFERENCE_TEXT = (

@@ -6,7 +6,7 @@ from flask import abort
 
 from dashboard import create_app
 from dashboard.extensions import db
-from tests.conftest import make_config
+from tests.databases import make_config
 
 
 def test_404_page_for_browsers(client):

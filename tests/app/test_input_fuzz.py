@@ -69,7 +69,7 @@ from dashboard.members.services import hash_token
 from dashboard.models import GenerationStatus, Invitation, MemberRole, User
 from dashboard.storage import custom_voice_key, get_storage
 from dashboard.tenancy.operator import operator_access
-from tests.conftest import WEB_ROLE_BACKENDS, login, make_config
+from tests.databases import make_config, web_role
 from tests.factories import (
     detach,
     finish_generation,
@@ -80,6 +80,7 @@ from tests.factories import (
     make_voice,
     speech_sample,
 )
+from tests.http import login
 from tests.stored import changes, stored_state
 
 PASSWORD = "correct horse battery"
@@ -126,7 +127,6 @@ FUZZ = settings(
         HealthCheck.data_too_large,
     ],
 )
-web_role = pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
 
 
 # -------------------------------------------------------------------------- routes

@@ -32,11 +32,11 @@ from dashboard.extensions import db
 from dashboard.forms import Form
 from dashboard.models import MemberRole
 from dashboard.tenancy.operator import operator_access
-from tests.conftest import WEB_ROLE_BACKENDS, login
+from tests.databases import web_role
 from tests.factories import detach, make_membership, make_org, make_user, make_voice, speech_sample
+from tests.http import login
 from tests.stored import changes, stored_state
 
-web_role = pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
 PASSWORD = "correct horse battery"
 NUL = "\x00"
 

@@ -12,7 +12,7 @@ from sqlalchemy import inspect, text
 
 from dashboard import create_app
 from dashboard.extensions import db
-from tests.conftest import BACKENDS, make_config, pg_url, private_schema_app
+from tests.databases import BACKENDS, make_config, pg_url, private_schema_app
 
 EXPECTED_TABLES = {"organizations", "users", "memberships", "voices", "generations", "invitations"}
 

@@ -21,7 +21,7 @@ from dashboard.models import (
     VoiceVariant,
 )
 from dashboard.tenancy import all_tenants
-from tests.conftest import BACKENDS
+from tests.databases import BACKENDS
 from tests.factories import make_generation, make_membership, make_org, make_user, make_voice
 
 pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)

@@ -45,10 +45,10 @@ from dashboard.models import (
 from dashboard.models.generations import REPETITION_PENALTY, TEMPERATURE, TOP_K, TOP_P
 from dashboard.storage import get_storage
 from dashboard.tenancy.operator import operator_access
-from tests.conftest import BACKENDS, WEB_ROLE_BACKENDS, login
+from tests.databases import WEB_ROLE_BACKENDS, both_databases
 from tests.factories import detach, make_generation, make_membership, make_org, make_user
+from tests.http import login
 
-both_databases = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 HISTORY_LINE = (
     "Demo history: 300 generations over the last 90 days (288 succeeded, 12 failed); "
     "audio: 12 spoken in full, 276 opening excerpts, "

@@ -18,7 +18,7 @@ from werkzeug.serving import make_server
 
 from dashboard import create_app
 from dashboard.extensions import db
-from tests.conftest import make_config
+from tests.databases import make_config
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -16,7 +16,7 @@ from dashboard.extensions import db
 from dashboard.models import GenerationStatus, MemberRole, User
 from dashboard.storage import get_storage
 from dashboard.tenancy.operator import operator_access
-from tests.conftest import BACKENDS, WEB_ROLE_BACKENDS, login
+from tests.databases import both_databases, web_role
 from tests.factories import (
     detach,
     finish_generation,
@@ -26,9 +26,8 @@ from tests.factories import (
     make_user,
     make_voice,
 )
+from tests.http import login
 
-both_databases = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-web_role = pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
 TEXT = "Hello from Voxboard, and welcome to the studio."
 
 

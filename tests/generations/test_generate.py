@@ -35,7 +35,7 @@ from dashboard.models import (
 )
 from dashboard.storage import get_storage
 from dashboard.tenancy.operator import operator_access
-from tests.conftest import BACKENDS, WEB_ROLE_BACKENDS, login
+from tests.databases import both_databases, web_role
 from tests.factories import (
     detach,
     finish_generation,
@@ -45,12 +45,10 @@ from tests.factories import (
     make_user,
     make_voice,
 )
+from tests.http import HX, login
 
-HX = {"HX-Request": "true"}
 URL = "/o/acme/generate/"
 TEXT = "Hello from Voxboard."
-both_databases = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-web_role = pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
 
 MESSAGES = {
     "temperature": "Creativity must be a number from 0 to 2.",

@@ -47,7 +47,7 @@ from dashboard.storage import custom_voice_key, get_storage
 from dashboard.tenancy.operator import operator_access
 from dashboard.tts import ENGINE_EXTENSION_KEY as TTS_EXTENSION_KEY
 from dashboard.tts import ChatterboxEngine
-from tests.conftest import BACKENDS, WEB_ROLE_BACKENDS, login
+from tests.databases import BACKENDS, WEB_ROLE_BACKENDS
 from tests.factories import (
     detach,
     make_generation,
@@ -56,6 +56,7 @@ from tests.factories import (
     make_user,
     make_voice,
 )
+from tests.http import login
 from tests.tts_server import TTSServer, tts_server
 from tests.workers import close_queue
 

@@ -26,7 +26,7 @@ from dashboard.models import Generation, GenerationStatus, MemberRole, Organizat
 from dashboard.queue import get_huey
 from dashboard.storage import custom_voice_key, get_storage
 from dashboard.tenancy.operator import operator_access
-from tests.conftest import login, pg_url
+from tests.databases import pg_url
 from tests.factories import (
     detach,
     make_generation,
@@ -35,6 +35,7 @@ from tests.factories import (
     make_user,
     make_voice,
 )
+from tests.http import login
 from tests.tts_server import tts_server
 from tests.workers import close_queue, process_env, run_flask, running_worker, wait_until
 

@@ -56,7 +56,7 @@ from dashboard.models import (
     utcnow,
 )
 from dashboard.storage import custom_voice_key, get_storage
-from tests.conftest import WEB_ROLE_BACKENDS, login, make_config, truncate_all
+from tests.databases import WEB_ROLE_BACKENDS, make_config, truncate_all
 from tests.factories import (
     detach,
     finish_generation,
@@ -65,6 +65,7 @@ from tests.factories import (
     make_user,
     make_voice,
 )
+from tests.http import login
 from tests.tenant_world import (
     Snapshot,
     World,

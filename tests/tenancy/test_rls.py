@@ -40,7 +40,7 @@ from dashboard.models import (
 )
 from dashboard.tenancy import rls
 from dashboard.tenancy.operator import operator_access
-from tests.conftest import login, make_config, private_schema_app
+from tests.databases import make_config, private_schema_app
 from tests.factories import (
     detach,
     make_generation,
@@ -49,6 +49,7 @@ from tests.factories import (
     make_user,
     make_voice,
 )
+from tests.http import login
 from tests.pg_roles import app_role_name
 
 # The application filter off: only row-level security stands between the orgs.

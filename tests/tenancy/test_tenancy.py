@@ -12,10 +12,8 @@ from dashboard import PROJECT_ROOT, tenancy
 from dashboard.extensions import db
 from dashboard.models import Generation, Membership, Organization, Voice
 from dashboard.tenancy import TenantScopeError, all_tenants, get_scoped, org_scope
-from tests.conftest import BACKENDS
+from tests.databases import both_databases
 from tests.factories import make_generation, make_membership, make_org, make_user, make_voice
-
-both_databases = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 
 @pytest.fixture
