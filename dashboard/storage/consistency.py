@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dashboard.storage import Storage, StorageError
+from dashboard.storage.base import Storage, StorageError
 
 log = logging.getLogger(__name__)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 from flask import Response, abort, request
 
-from dashboard.storage import ObjectNotFound, Storage, StorageError
+from dashboard.storage.base import ObjectNotFound, Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,6 @@ def content_disposition(filename: str, inline: bool = False) -> str:
 
     Inline still names the file, so "Save audio as…" in the browser suggests it.
     """
-    from urllib.parse import quote
-
     ascii_name = filename.encode("ascii", "ignore").decode() or "audio"
     ascii_name = ascii_name.replace('"', "").replace("\\", "")
     kind = "inline" if inline else "attachment"

@@ -13,7 +13,6 @@ see `dashboard.health`) belong to no row: one a crash left behind is an orphan.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,17 +21,12 @@ from sqlalchemy import select
 
 from dashboard.extensions import db
 from dashboard.models import Generation, Voice, utcnow
-from dashboard.storage import ObjectNotFound, Storage
+from dashboard.storage.base import ObjectNotFound, Storage
+from dashboard.storage.keys import TOP_LEVEL_FOLDERS, is_probe_key, row_of
 
-PREFIXES = ("voices/", "generations/")
 BATCH = 500
-_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_PATTERNS = (
-    (Voice, re.compile(rf"^voices/system/(?P<id>{_UUID})$")),
-    (Voice, re.compile(rf"^voices/orgs/{_UUID}/(?P<id>{_UUID})(?:\.[A-Za-z0-9_-]+)?$")),
-    (Generation, re.compile(rf"^generations/orgs/{_UUID}/(?P<id>{_UUID})(?:\.[A-Za-z0-9_-]+)?$")),
-)
-_PROBE = re.compile(rf"^(?:voices|generations)/probe/{_UUID}$")
+# The models whose rows keys name, by the table `keys.row_of` reads from a key.
+_MODELS: dict[str, type] = {model.__tablename__: model for model in (Voice, Generation)}
 
 
 @dataclass(slots=True)
@@ -49,9 +43,8 @@ class SweepReport:
 
 def owner_of(key: str) -> tuple[type, uuid.UUID] | None:
     """Return the model and row id a key belongs to, or None for keys Voxboard never makes."""
-    for model, pattern in _PATTERNS:
-        if match := pattern.match(key):
-            return model, uuid.UUID(match["id"])
+    if row := row_of(key):
+        return _MODELS[row[0]], row[1]
     return None
 
 
@@ -89,15 +82,15 @@ def find_orphans(
     """
     cutoff = (now or utcnow()) - older_than
     report = SweepReport()
-    for prefix in PREFIXES:
-        for batch in _batches(storage.list_keys(prefix), BATCH):
+    for folder in TOP_LEVEL_FOLDERS:
+        for batch in _batches(storage.list_keys(f"{folder}/"), BATCH):
             report.scanned += len(batch)
             referenced = _referenced(batch)
             report.referenced += len(referenced)
             for key in batch:
                 if key in referenced:
                     continue
-                if owner_of(key) is None and not _PROBE.match(key):
+                if owner_of(key) is None and not is_probe_key(key):
                     report.unrecognised.append(key)
                     continue
                 try:

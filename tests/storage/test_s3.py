@@ -3,6 +3,8 @@ the audio endpoint streams byte ranges back from it."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from flask import Flask
 from sqlalchemy import select
@@ -89,8 +91,6 @@ def test_seed_into_a_missing_bucket_names_it_and_changes_nothing(s3_app: Flask) 
 
 
 def test_sweep_on_s3_deletes_only_unreferenced_objects(s3_app: Flask, s3_endpoint: str) -> None:
-    import uuid
-
     runner = s3_app.test_cli_runner()
     assert runner.invoke(args=["seed"]).exit_code == 0
     bucket = s3_app.config["TEST_BUCKET"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import gc
 import io
@@ -19,9 +20,11 @@ from flask import Flask
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+import dashboard.storage as storage_package
 from dashboard.storage import (
     CHUNK_SIZE,
     EXTENSION_KEY,
+    CallGuard,
     InvalidKey,
     LocalStorage,
     ObjectInfo,
@@ -30,15 +33,18 @@ from dashboard.storage import (
     Storage,
     StorageError,
     StorageUnavailable,
-    _slice_chunks,
     custom_voice_key,
+    custom_voice_revision_key,
     generation_key,
     get_storage,
     init_app,
+    probe_key,
     storage_from_config,
     system_voice_key,
     validate_key,
 )
+from dashboard.storage.keys import is_probe_key, row_of
+from dashboard.storage.s3 import _slice_chunks
 from tests.s3server import (
     FAKE_KEY_ID,
     FAKE_SECRET,
@@ -708,6 +714,61 @@ def test_key_builders_refuse_ids_that_would_change_the_layout(bad_id: str) -> No
             build()
 
 
+def test_keys_read_back_the_row_their_builder_was_given() -> None:
+    assert row_of(system_voice_key(VOICE)) == ("voices", VOICE)
+    assert row_of(custom_voice_key(ORG, VOICE)) == ("voices", VOICE)
+    assert row_of(custom_voice_revision_key(ORG, VOICE, GENERATION.hex)) == ("voices", VOICE)
+    assert row_of(generation_key(ORG, GENERATION)) == ("generations", GENERATION)
+    assert row_of(generation_key(ORG, GENERATION, "a-1_b")) == ("generations", GENERATION)
+    assert row_of(probe_key("voices")) is None and is_probe_key(probe_key("generations"))
+    assert not is_probe_key(system_voice_key(VOICE))
+    assert row_of(f"voices/system/{VOICE}/extra") is None
+
+
+# --------------------------------------------------------------------------- guard
+
+
+def test_the_guard_stays_closed_when_the_backend_says_the_endpoint_answered() -> None:
+    guard = CallGuard(threshold=1)
+
+    def fail(answered: Callable[[StorageUnavailable], bool] | None = None) -> None:
+        with pytest.raises(StorageUnavailable):
+            with guard.call(answered) if answered else guard.call():
+                raise StorageUnavailable("the bucket is missing")
+
+    fail(lambda exc: True)
+    assert not guard.is_open
+    fail()  # by default an unavailable backend did not answer
+    assert guard.is_open
+
+
+# --------------------------------------------------------------------------- package
+
+
+def test_each_storage_name_has_one_home_and_the_front_exports_it() -> None:
+    package = Path(storage_package.__file__).parent
+    homes: dict[str, list[str]] = {}
+    for path in sorted(package.glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                names = [node.name]
+            elif isinstance(node, ast.Assign):
+                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names = [node.target.id]
+            else:
+                continue
+            for name in names:
+                homes.setdefault(name, []).append(path.stem)
+
+    assert {name: where for name, where in homes.items() if len(where) > 1} == {
+        "log": ["consistency", "local", "media"]  # each module's own logger
+    }
+    for name in storage_package.__all__:
+        assert hasattr(storage_package, name), name
+        assert name in homes, name
+
+
 # --------------------------------------------------------------------------- config
 
 
@@ -764,6 +825,23 @@ def test_init_app_reserves_a_slot_and_get_storage_fills_it_once(tmp_path: Path) 
     assert isinstance(storage, LocalStorage)
     assert storage.root == tmp_path / "instance" / "objects"
     assert not storage.root.exists()
+
+
+def test_storage_from_config_passes_set_limits_and_leaves_the_others_default() -> None:
+    storage = storage_from_config(
+        {
+            "STORAGE_BACKEND": "s3",
+            "S3_BUCKET": "voxboard-media",
+            "STORAGE_READ_TIMEOUT": 4,
+            "STORAGE_MAX_ATTEMPTS": None,
+        }
+    )
+    default = S3Storage(bucket="voxboard-media")
+
+    assert isinstance(storage, S3Storage) and storage.guard is not None
+    assert storage._read_timeout == 4.0  # noqa: SLF001
+    assert storage._connect_timeout == default._connect_timeout  # noqa: SLF001
+    assert storage._max_attempts == default._max_attempts  # noqa: SLF001
 
 
 def test_get_storage_uses_a_backend_placed_by_a_test(tmp_path: Path) -> None:

@@ -11,7 +11,13 @@ import pytest
 
 from dashboard import tenancy
 from dashboard.extensions import db
-from dashboard.storage import custom_voice_key, generation_key, get_storage, system_voice_key
+from dashboard.storage import (
+    custom_voice_key,
+    generation_key,
+    get_storage,
+    probe_key,
+    system_voice_key,
+)
 from dashboard.storage.sweep import owner_of
 from tests.conftest import BACKENDS
 from tests.factories import make_generation, make_org, make_voice
@@ -95,8 +101,6 @@ def test_grace_period_is_configurable(app, runner, objects):
 
 
 def test_a_left_behind_readiness_probe_is_an_orphan(app, runner):
-    from dashboard.storage import probe_key
-
     with app.app_context():
         old = put(probe_key("voices"), 2 * HOUR)
         new = put(probe_key("generations"))
