@@ -31,12 +31,12 @@ from sqlalchemy import text
 from dashboard.database import describe_database_error
 from dashboard.extensions import db, talisman
 from dashboard.storage import Storage, StorageError, get_storage, probe_key
+from dashboard.storage.keys import TOP_LEVEL_FOLDERS
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
 
 READY_CACHE_SECONDS = 5.0
-PROBE_PREFIXES = ("voices", "generations")
 _STATE_KEY = "voxboard.readiness"
 
 
@@ -66,14 +66,14 @@ def readyz():
 def probe_storage(storage: Storage) -> None:
     """Write, read back and delete a small object under each prefix; raise StorageError."""
     payload = uuid.uuid4().bytes
-    for prefix in PROBE_PREFIXES:
-        key = probe_key(prefix)
+    for folder in TOP_LEVEL_FOLDERS:
+        key = probe_key(folder)
         storage.put(key, io.BytesIO(payload), content_type="application/octet-stream")
         try:
             with storage.open_range(key) as chunks:  # type: ignore[attr-defined]
                 data = b"".join(chunks)
             if data != payload:
-                raise StorageError(f"the probe object under {prefix}/ read back different bytes")
+                raise StorageError(f"the probe object under {folder}/ read back different bytes")
         finally:
             storage.delete(key)
 

@@ -46,7 +46,7 @@ from dashboard.extensions import db
 from dashboard.models import Generation, GenerationStatus, Voice, utcnow
 from dashboard.queue import get_huey
 from dashboard.storage import StorageError, generation_key, get_storage
-from dashboard.tenancy.operator import operator_engine
+from dashboard.tenancy.operator import worker_session
 from dashboard.tts import EngineError, SynthesisParams, VoiceRef, app_engine
 
 log = logging.getLogger(__name__)
@@ -324,22 +324,13 @@ def reap_stuck(
 def reap_from_worker() -> ReapReport:
     """Run the reaper inside a worker process (the periodic task), then enqueue.
 
-    The operator role (`OPERATOR_DATABASE_URL`) gets past row-level security through a
-    session of its own, never by swapping the app's engine under the worker's threads.
+    The operator role gets past row-level security through `worker_session`.
     """
     config = current_app.config
     timeout = dt.timedelta(seconds=int(config["JOB_RUNNING_TIMEOUT_SECONDS"]))
     retries = int(config["JOB_MAX_RETRIES"])
-    url = config.get("OPERATOR_DATABASE_URL")
-    with tenancy.all_tenants("reaper: unfinished generations of every organisation"):
-        if url:
-            with Session(operator_engine(url)) as session:
-                report = reap_stuck(session, timeout, retries)
-        else:
-            try:
-                report = reap_stuck(db.session, timeout, retries)
-            finally:
-                db.session.remove()
+    with worker_session("reaper: unfinished generations of every organisation") as session:
+        report = reap_stuck(session, timeout, retries)
     for generation_id, org_id in report.to_enqueue:
         enqueue_generation(generation_id, org_id)
     return report

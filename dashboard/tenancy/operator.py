@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from flask import current_app, has_request_context
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, scoped_session
 
 from dashboard import tenancy
 from dashboard.config import engine_options
@@ -70,3 +71,28 @@ def operator_engine(url: str) -> Engine:
         engine = create_engine(url, **engine_options(url, pooled=False))
         current_app.extensions[OPERATOR_ENGINE_KEY] = engine
     return engine
+
+
+@contextmanager
+def worker_session(reason: str) -> Iterator[Session | scoped_session[Session]]:
+    """Yield the session a worker's periodic task spans organisations with; commit at the end.
+
+    On `OPERATOR_DATABASE_URL` it is a session of its own on the operator engine, never
+    the app's engine swapped under the worker's other threads; without it, `db.session`
+    (rolled back on error and removed afterwards, as a request would).
+    """
+    url = current_app.config.get("OPERATOR_DATABASE_URL")
+    with tenancy.all_tenants(reason):
+        if url:
+            with Session(operator_engine(url)) as session:
+                yield session
+                session.commit()
+            return
+        try:
+            yield db.session
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        finally:
+            db.session.remove()
