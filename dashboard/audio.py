@@ -6,6 +6,7 @@ import io
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import numpy as np
 import soundfile
 
 # libsndfile's format names → the Content-Type we serve the object with.
@@ -81,8 +82,6 @@ def waveform_peaks(source: bytes, count: int = PEAK_COUNT) -> list[int]:
     the loudest slice is 100; silence is all zeros. Decoded once, when audio is
     written, so no page ever has to decode audio to draw it.
     """
-    import numpy as np
-
     try:
         samples, _rate = soundfile.read(io.BytesIO(source), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:

@@ -8,12 +8,13 @@ from flask import Response, flash, make_response, redirect, render_template, req
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
-from dashboard.auth import bp, login_sessions, services, throttle
+from dashboard.auth import bp, login_sessions, registration, services, throttle
 from dashboard.auth.forms import ChangePasswordForm, LoginForm, SignupForm
+from dashboard.auth.services import AccountError
 from dashboard.extensions import db
+from dashboard.forms import Form
 from dashboard.htmx import redirect_to
 from dashboard.models import User
-from dashboard.orgs.services import AccountError
 
 
 def safe_next(target: str | None) -> str | None:
@@ -34,6 +35,11 @@ def too_many_attempts(form: LoginForm, retry: int) -> Response:
     response = make_response(render_template("auth/login.html", form=form), 429)
     response.headers["Retry-After"] = str(retry)
     return response
+
+
+def form_page(template: str, form: Form) -> tuple[str, int]:
+    """Render `template` with `form`: 422 when what was sent has errors, else 200."""
+    return render_template(template, form=form), 422 if form.errors else 200
 
 
 def log_in(user: User) -> None:
@@ -64,8 +70,7 @@ def login():
         throttle.record_failure(email, address)
         form.form_errors.append("That email and password don't match an account.")
         return render_template("auth/login.html", form=form), 422
-    status = 422 if form.errors else 200
-    return render_template("auth/login.html", form=form), status
+    return form_page("auth/login.html", form)
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -74,7 +79,7 @@ def signup():
     form = SignupForm(next=request.args.get("next", ""))
     if form.validate_on_submit():
         try:
-            user, org = services.sign_up(
+            user, org = registration.sign_up(
                 form.email.data, form.display_name.data, form.password.data, form.org_name.data
             )
         except AccountError as exc:
@@ -85,8 +90,7 @@ def signup():
             flash(f"Welcome to Voxboard, {user.display_name}.", "success")
             home = url_for("org.home", org_slug=org.slug) if org else url_for("orgs.landing")
             return redirect_to(safe_next(form.next.data) or home)
-    status = 422 if form.errors else 200
-    return render_template("auth/signup.html", form=form), status
+    return form_page("auth/signup.html", form)
 
 
 @bp.post("/logout")
@@ -112,5 +116,4 @@ def change_password():
             db.session.commit()
             flash("Password changed. Other sessions have been logged out.", "success")
             return redirect_to(url_for("orgs.landing"))
-    status = 422 if form.errors else 200
-    return render_template("auth/password.html", form=form), status
+    return form_page("auth/password.html", form)

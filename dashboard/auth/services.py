@@ -1,17 +1,39 @@
-"""Account operations. Functions flush; the request commits."""
+"""Write user accounts: create, authenticate, passwords, disable and enable.
+
+Functions flush; the caller (the request or the CLI command) commits.
+"""
 
 from __future__ import annotations
 
+from dashboard.auth import login_sessions
 from dashboard.auth.passwords import hash_password, needs_rehash, verify_password
-from dashboard.models import Organization, User
-from dashboard.orgs.services import AccountError, create_org, create_user, find_user, set_password
+from dashboard.auth.queries import find_user
+from dashboard.extensions import db
+from dashboard.models import User, normalise_email, utcnow
+
+
+class AccountError(ValueError):
+    """A request that can't be honoured; the message is for the person who made it."""
+
+
+DISABLED_MESSAGE = "This account is disabled. Ask your Voxboard administrator to enable it."
 
 # Verifying against a real hash when the email is unknown keeps the response time the
 # same, so timing doesn't reveal which emails have accounts.
 _DUMMY_HASH: dict[str, str] = {}
 
 
-DISABLED_MESSAGE = "This account is disabled. Ask your Voxboard administrator to enable it."
+def create_user(email: str, display_name: str, password: str) -> User:
+    """Create a user; the caller has validated the password's strength."""
+    email = normalise_email(email)
+    if find_user(email) is not None:
+        raise AccountError("An account with that email already exists.")
+    user = User(
+        email=email, display_name=display_name.strip(), password_hash=hash_password(password)
+    )
+    db.session.add(user)
+    db.session.flush()
+    return user
 
 
 def authenticate(email: str, password: str) -> User | None:
@@ -34,13 +56,14 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
-def sign_up(
-    email: str, display_name: str, password: str, org_name: str | None
-) -> tuple[User, Organization | None]:
-    """Create a user and, when `org_name` is given, a new organisation they own."""
-    user = create_user(email, display_name, password)
-    org = create_org(org_name, owner=user) if org_name and org_name.strip() else None
-    return user, org
+def set_password(user: User, password: str, keep_session: str | None = None) -> None:
+    """Change `user`'s password and end every session they have open but `keep_session`.
+
+    The web keeps the session that made the change (its login id); the CLI ends all.
+    """
+    user.password_hash = hash_password(password)
+    login_sessions.end_all(user, keep=keep_session)
+    db.session.flush()
 
 
 def change_password(user: User, current: str, new: str) -> None:
@@ -48,3 +71,22 @@ def change_password(user: User, current: str, new: str) -> None:
     if not verify_password(user.password_hash, current):
         raise AccountError("Your current password is not correct.")
     set_password(user, new, keep_session=user.get_id())
+
+
+def disable_user(user: User) -> int | None:
+    """Stop `user` logging in and end their sessions; return how many, None if already off."""
+    if user.disabled_at is not None:
+        return None
+    user.disabled_at = utcnow()
+    ended = login_sessions.end_all(user)
+    db.session.flush()
+    return ended
+
+
+def enable_user(user: User) -> bool:
+    """Let a disabled `user` log in again; return False when they weren't disabled."""
+    if user.disabled_at is None:
+        return False
+    user.disabled_at = None
+    db.session.flush()
+    return True

@@ -33,6 +33,7 @@ from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import MemoryStorage
 from limits.strategies import RateLimiter
+from redis.exceptions import RedisError
 
 from dashboard.extensions import limiter
 from dashboard.models import normalise_email
@@ -51,13 +52,8 @@ RETRY_SHARED_AFTER = 30.0
 
 
 def _storage_failure(exc: BaseException) -> bool:
-    if isinstance(exc, (StorageError, OSError)):
-        return True
-    try:
-        import redis
-    except ImportError:  # pragma: no cover  (redis is a dependency)
-        return False
-    return isinstance(exc, redis.RedisError)
+    """Tell whether `exc` says the shared store is unreachable (rather than a bug)."""
+    return isinstance(exc, (StorageError, OSError, RedisError))
 
 
 def _counting(operation: Callable[[RateLimiter], T]) -> T:
@@ -79,6 +75,7 @@ def _counting(operation: Callable[[RateLimiter], T]) -> T:
     with _fallback_lock:
         local = _fallback.setdefault(type(strategy), type(strategy)(MemoryStorage()))
     return operation(local)
+
 
 # One limit and the keys it counts under, e.g. (5 per 5 minutes, ("login-pair", email, address)).
 Counter = tuple[RateLimitItem, tuple[str, ...]]

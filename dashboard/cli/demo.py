@@ -33,7 +33,11 @@ from sqlalchemy import func, select
 from dashboard.analytics.snapshots import UpsertReport, figures_for_day, upsert_snapshots
 from dashboard.audio import waveform_peaks
 from dashboard.auth.passwords import verify_password
+from dashboard.auth.queries import find_user
+from dashboard.auth.services import AccountError, create_user
 from dashboard.extensions import db
+from dashboard.members.queries import role_in
+from dashboard.members.services import add_member
 from dashboard.models import (
     Generation,
     GenerationStatus,
@@ -45,18 +49,12 @@ from dashboard.models import (
     VoiceVariant,
     utcnow,
 )
-from dashboard.orgs.services import (
-    AccountError,
-    add_member,
-    create_org,
-    create_user,
-    find_org,
-    find_user,
-    role_in,
-)
+from dashboard.orgs.queries import find_org
+from dashboard.orgs.services import create_org
 from dashboard.storage import Storage, generation_key, get_storage
 from dashboard.storage.consistency import new_objects_removed_on_error
 from dashboard.tts import Engine, SynthesisParams, VoiceRef, get_engine, sample_text
+from dashboard.voices import reference_audio
 from dashboard.voices import services as voice_services
 
 DEMO_ORG_NAME = "Demo Studio"
@@ -214,7 +212,7 @@ def _ensure_voices(
     max_bytes = int(current_app.config["VOICE_UPLOAD_MAX_BYTES"])
     with new_objects_removed_on_error(storage) as written:
         for demo in missing:
-            audio = voice_services.check_reference_audio(
+            audio = reference_audio.check_reference_audio(
                 io.BytesIO(_reference_audio(engine, demo)), max_bytes
             )
             fields = voice_services.CustomVoiceFields(

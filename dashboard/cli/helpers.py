@@ -12,10 +12,13 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from dashboard.auth.passwords import password_problem
+from dashboard.auth.queries import find_user
+from dashboard.auth.services import AccountError
 from dashboard.database import describe_database_error
 from dashboard.extensions import db
+from dashboard.members.services import MemberError
 from dashboard.models import MemberRole, Organization, User, normalise_email
-from dashboard.orgs import services
+from dashboard.orgs.queries import find_org
 from dashboard.tenancy.operator import operator_access
 
 ROLE_CHOICE = click.Choice([role.value for role in MemberRole])
@@ -33,7 +36,7 @@ def operator_transaction(command: str) -> Iterator[None]:
         with operator_access(f"operator command: {command}"):
             yield
             db.session.commit()
-    except services.AccountError as exc:
+    except (AccountError, MemberError) as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from exc
     except IntegrityError as exc:
@@ -64,7 +67,7 @@ def describe_failure(exc: OperationalError | ProgrammingError) -> str:
 
 def require_org(slug: str) -> Organization:
     """Return the organisation with `slug`, or stop with an error."""
-    org = services.find_org(slug)
+    org = find_org(slug)
     if org is None:
         raise click.ClickException(f"no organisation with slug {slug!r} (see `flask orgs list`)")
     return org
@@ -72,7 +75,7 @@ def require_org(slug: str) -> Organization:
 
 def require_user(email: str) -> User:
     """Return the user with `email`, or stop with an error."""
-    user = services.find_user(email)
+    user = find_user(email)
     if user is None:
         raise click.ClickException(f"no user with email {email!r} (see `flask users list`)")
     return user

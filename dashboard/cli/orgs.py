@@ -12,7 +12,7 @@ from dashboard.cli.helpers import (
     require_user,
 )
 from dashboard.formatting import table_time
-from dashboard.orgs import services
+from dashboard.orgs import queries, services
 
 # The column is a 32-bit INTEGER on PostgreSQL; anything larger is "unlimited" anyway.
 MAX_LIMIT = 2**31 - 1
@@ -41,7 +41,7 @@ def list_orgs_command() -> None:
     with operator_transaction("orgs list"):
         rows = [
             (org.slug, org.name, members, table_time(org.created_at))
-            for org, members in services.list_orgs()
+            for org, members in queries.list_orgs()
         ]
     if not rows:
         click.echo("No organisations yet; create one with `flask orgs create NAME`.")

@@ -9,19 +9,20 @@ from typing import TypeVar
 import click
 from flask import current_app, url_for
 from flask.cli import with_appcontext
+from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from dashboard.auth.services import AccountError
 from dashboard.cli.demo import HISTORY_DAYS, DemoReport, HistoryReport, seed_demo
 from dashboard.cli.helpers import echo_table
 from dashboard.database import describe_database_error
 from dashboard.extensions import db
-from dashboard.orgs.services import AccountError
 from dashboard.storage import StorageError, get_storage
 from dashboard.storage.consistency import new_objects_removed_on_error
 from dashboard.tenancy.operator import operator_access
 from dashboard.tts import EngineError, get_engine
-from dashboard.voices import services
-from dashboard.voices.catalog import SYSTEM_VOICES
+from dashboard.tts.catalog import SYSTEM_VOICES
+from dashboard.voices import seeding
 
 
 @click.command("seed")
@@ -57,7 +58,7 @@ def seed_command(audio_dir: Path | None, demo: bool, base_url: str) -> None:
         with click.progressbar(
             length=len(SYSTEM_VOICES), label="Preparing reference audio", show_pos=True
         ) as bar:
-            audio = services.prepare_reference_audio(
+            audio = seeding.prepare_reference_audio(
                 SYSTEM_VOICES,
                 get_engine("espeak"),
                 audio_dir=audio_dir,
@@ -70,13 +71,13 @@ def seed_command(audio_dir: Path | None, demo: bool, base_url: str) -> None:
         echo_voices_report(report)
         if demo:
             echo_demo_report(run_demo_seed(), login_url(base_url))
-    except (services.SeedError, StorageError, EngineError, AccountError) as exc:
+    except (seeding.SeedError, StorageError, EngineError, AccountError) as exc:
         raise click.ClickException(f"seed failed: {exc}") from exc
     except (OperationalError, ProgrammingError) as exc:
         raise click.ClickException(f"seed failed: {describe_database_error(exc, url)}") from exc
 
 
-def echo_voices_report(report: services.SeedReport) -> None:
+def echo_voices_report(report: seeding.SeedReport) -> None:
     """Summarise the system-voice seed in one line."""
     if not report.changed:
         click.echo(f"Nothing to do: all {len(report.unchanged)} system voices are up to date.")
@@ -89,8 +90,6 @@ def echo_voices_report(report: services.SeedReport) -> None:
 
 def check_database(url: str) -> None:
     """Fail early, with advice, when the database is unreachable or not migrated."""
-    from sqlalchemy import inspect
-
     try:
         tables = set(inspect(db.engine).get_table_names())
     except OperationalError as exc:
@@ -123,12 +122,12 @@ def retry_once_on_race(attempt: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def run_seed(storage, audio) -> services.SeedReport:
+def run_seed(storage, audio) -> seeding.SeedReport:
     """Apply the system-voice seed in one transaction; objects of failed commits go."""
 
-    def attempt() -> services.SeedReport:
+    def attempt() -> seeding.SeedReport:
         with new_objects_removed_on_error(storage) as new_keys:
-            report = services.seed_system_voices(storage, audio, new_keys, progress=echo_outcome)
+            report = seeding.seed_system_voices(storage, audio, new_keys, progress=echo_outcome)
             db.session.commit()
         return report
 

@@ -5,10 +5,15 @@ Passwords come from a hidden prompt or stdin, never from an argument.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import click
 from flask.cli import AppGroup
 
 from dashboard.auth import login_sessions
+from dashboard.auth.queries import find_user, list_users
+from dashboard.auth.services import create_user, disable_user, enable_user, set_password
 from dashboard.cli.helpers import (
     ROLE_CHOICE,
     echo_table,
@@ -20,8 +25,10 @@ from dashboard.cli.helpers import (
     valid_email,
 )
 from dashboard.formatting import table_time
-from dashboard.models import MemberRole, Organization
-from dashboard.orgs import services
+from dashboard.members.services import add_member, set_member_role
+from dashboard.models import MemberRole, Organization, User
+
+Outcome = TypeVar("Outcome")
 
 users_group = AppGroup(
     "users", help="Create users, manage memberships, set passwords, disable and enable logins."
@@ -46,17 +53,17 @@ def create_user_command(
         raise click.ClickException("--role needs --org")
     # Check before asking for the password, so nobody types one for nothing.
     with operator_transaction("users create: check"):
-        if services.find_user(email) is not None:
+        if find_user(email) is not None:
             raise click.ClickException(f"{email} already has an account")
         if org_slug is not None:
             require_org(org_slug)
     password = read_new_password(password_stdin)
     with operator_transaction("users create"):
-        user = services.create_user(email, name, password)
+        user = create_user(email, name, password)
         summary = f"Created {user.email} ({user.display_name})"
         if org_slug is not None:
             org = require_org(org_slug)
-            services.add_member(org, user, MemberRole(role or MemberRole.MEMBER))
+            add_member(org, user, MemberRole(role or MemberRole.MEMBER))
             summary += f", {role or MemberRole.MEMBER} of {org.slug}"
     click.echo(summary + ".")
 
@@ -70,7 +77,7 @@ def add_member_command(email: str, org_slug: str, role: str) -> None:
     new_role = MemberRole(role)
     with operator_transaction("users add-member"):
         user, org = require_user(email), require_org(org_slug)
-        previous = services.set_member_role(org, user, new_role)
+        previous = set_member_role(org, user, new_role)
         who, where = user.email, org.slug
     if previous is None:
         click.echo(f"Added {who} to {where} as {new_role}.")
@@ -88,10 +95,7 @@ def set_password_command(email: str, password_stdin: bool) -> None:
     with operator_transaction("users set-password: check"):
         require_user(email)
     password = read_new_password(password_stdin)
-    with operator_transaction("users set-password"):
-        user = require_user(email)
-        services.set_password(user, password)
-        who = user.email
+    who, _ = update_user("users set-password", email, lambda user: set_password(user, password))
     click.echo(f"Password changed for {who}; their open sessions have ended, so they log in again.")
 
 
@@ -99,10 +103,7 @@ def set_password_command(email: str, password_stdin: bool) -> None:
 @click.argument("email")
 def disable_command(email: str) -> None:
     """Stop a user logging in and end every session they have open."""
-    with operator_transaction("users disable"):
-        user = require_user(email)
-        ended = services.disable_user(user)
-        who = user.email
+    who, ended = update_user("users disable", email, disable_user)
     if ended is None:
         click.echo(f"{who} is already disabled; nothing changed.")
     else:
@@ -115,10 +116,7 @@ def disable_command(email: str) -> None:
 @click.argument("email")
 def enable_command(email: str) -> None:
     """Let a disabled user log in again."""
-    with operator_transaction("users enable"):
-        user = require_user(email)
-        changed = services.enable_user(user)
-        who = user.email
+    who, changed = update_user("users enable", email, enable_user)
     if changed:
         click.echo(f"Enabled {who}; they can log in again.")
     else:
@@ -146,13 +144,25 @@ def list_users_command(org_slug: str | None) -> None:
                 memberships_cell(memberships, with_org=org is None),
                 table_time(user.created_at),
             )
-            for user, memberships in services.list_users(org)
+            for user, memberships in list_users(org)
         ]
     headers = ("EMAIL", "NAME", "ROLE" if org_slug else "ORGANISATIONS", "CREATED (UTC)")
     if not rows:
         click.echo(f"No members in {org_slug}." if org_slug else "No users yet.")
         return
     echo_table(headers, rows)
+
+
+def update_user(command: str, email: str, change: Callable[[User], Outcome]) -> tuple[str, Outcome]:
+    """Apply `change` to the user with `email` in one operator transaction.
+
+    Return their email (read before the commit expires the row) and what `change` returned.
+    """
+    with operator_transaction(command):
+        user = require_user(email)
+        outcome = change(user)
+        who = user.email
+    return who, outcome
 
 
 def memberships_cell(memberships: list[tuple[Organization, MemberRole]], with_org: bool) -> str:

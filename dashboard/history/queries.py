@@ -34,7 +34,7 @@ from sqlalchemy.sql.selectable import CTE
 from dashboard.database import loose_scan, numbered
 from dashboard.extensions import db
 from dashboard.models import Generation, GenerationStatus, Voice, VoiceVariant
-from dashboard.voices.catalog import SYSTEM_VOICES
+from dashboard.tts.catalog import SYSTEM_VOICES
 
 PAGE_SIZE = 50
 # A text-filtered page looks at most this many of the org's generations past its

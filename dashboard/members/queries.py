@@ -1,4 +1,8 @@
-"""Read members and invitations of the organisation in scope (the tenant filter scopes them)."""
+"""Read members and invitations of the organisation in scope (the tenant filter scopes them).
+
+What the last-owner rule and the operator commands read names its organisation too: the
+CLI runs across organisations, with no filter to lean on.
+"""
 
 from __future__ import annotations
 
@@ -77,9 +81,16 @@ def get_pending_invitation(invitation_id: uuid.UUID) -> Invitation | None:
     ).one_or_none()
 
 
-def owner_ids(lock: bool = False) -> list[uuid.UUID]:
-    """Return the ids of the owners' memberships; `lock` holds them until commit (PostgreSQL)."""
-    stmt = select(Membership.id).where(Membership.role == MemberRole.OWNER).order_by(Membership.id)
+def owner_ids(org_id: uuid.UUID, lock: bool = False) -> list[uuid.UUID]:
+    """Return the ids of the org's owners' memberships; `lock` holds them until commit.
+
+    The lock is `FOR UPDATE` (PostgreSQL); by id, so concurrent lockers queue in one order.
+    """
+    stmt = (
+        select(Membership.id)
+        .where(Membership.org_id == org_id, Membership.role == MemberRole.OWNER)
+        .order_by(Membership.id)
+    )
     if lock:
         stmt = stmt.with_for_update()
     return list(db.session.scalars(stmt))
@@ -93,9 +104,18 @@ def is_member_email(email: str) -> bool:
     return found is not None
 
 
-def membership_of(user_id: uuid.UUID) -> Membership | None:
-    """Return the membership of `user_id` in the organisation in scope, or None."""
-    return db.session.scalars(select(Membership).where(Membership.user_id == user_id)).one_or_none()
+def membership_of(org_id: uuid.UUID, user_id: uuid.UUID) -> Membership | None:
+    """Return the membership of `user_id` in `org_id`, or None."""
+    return db.session.scalars(
+        select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
+    ).one_or_none()
+
+
+def role_in(org: Organization, user: User) -> MemberRole | None:
+    """Return `user`'s role in `org`, or None when they aren't a member."""
+    return db.session.scalar(
+        select(Membership.role).where(Membership.org_id == org.id, Membership.user_id == user.id)
+    )
 
 
 def find_invitation(token_hash: str) -> Invitation | None:

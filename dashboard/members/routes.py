@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 from dashboard import htmx, tenancy
 from dashboard.extensions import db
 from dashboard.formatting import time_until
-from dashboard.members import bp, mail, public_bp, queries, services
+from dashboard.members import bp, public_bp, queries, services
 from dashboard.members.forms import ConfirmForm, InviteForm, RoleForm, role_choices
 from dashboard.members.services import MemberError
 from dashboard.models import Invitation, MemberRole, Membership, utcnow
@@ -133,7 +133,9 @@ def invite():
     except MemberError as exc:
         return refused(exc, "invitations", form)
     db.session.commit()
-    return done("invitations", None, new_invite=announce(created))
+    link = url_for("invitations.accept", org_slug=g.org.slug, token=created.token, _external=True)
+    delivery = services.email_invitation(created.invitation, current_user, link, ttl_hours())
+    return done("invitations", None, new_invite=announce(created, link, delivery))
 
 
 @bp.post("/invitations/<uuid:invitation_id>/revoke")
@@ -189,7 +191,7 @@ def leave():
 
 
 def confirmation(action: str, target: Membership) -> tuple[str, int]:
-    problem = services.removal_problem(g.membership, target, queries.owner_ids())
+    problem = services.removal_problem(g.membership, target, queries.owner_ids(g.org.id))
     html = render_template(
         "members/confirm.html",
         action=action,
@@ -227,36 +229,20 @@ def with_article(role: str) -> str:
     return f"an {role}" if role[0] in "aeiou" else f"a {role}"
 
 
-def announce(created: services.NewInvitation) -> dict[str, Any]:
-    """Build the link shown once, email it when SMTP is configured; return what to show."""
+def announce(
+    created: services.NewInvitation, link: str, delivery: services.Delivery
+) -> dict[str, Any]:
+    """Return what the page shows of a new invitation, once (it crosses the session)."""
     invitation = created.invitation
-    link = url_for("invitations.accept", org_slug=g.org.slug, token=created.token, _external=True)
-    shown: dict[str, Any] = {
+    return {
         "email": invitation.email,
         "role": invitation.role.value,
         "link": link,
         "expires": time_until(invitation.expires_at),
         "replaced": created.replaced,
-        "mailed": False,
-        "mail_error": None,
+        "mailed": delivery is services.Delivery.SENT,
+        "mail_error": True if delivery is services.Delivery.FAILED else None,
     }
-    if mail.mail_enabled():
-        try:
-            mail.send_invitation(
-                invitation.email,
-                g.org.name,
-                current_user.display_name,
-                invitation.role.value,
-                link,
-                ttl_hours(),
-            )
-        except mail.MailError as exc:
-            # The mail server's address and its answer are for operators: the log.
-            current_app.logger.warning("invitation email failed: %s", exc)
-            shown["mail_error"] = True
-        else:
-            shown["mailed"] = True
-    return shown
 
 
 # ----------------------------------------------------------------- accepting (public)
@@ -272,7 +258,7 @@ def accept(org_slug: str, token: str):
         invitation = queries.find_invitation(services.hash_token(token))
         if invitation is None:
             abort(404, "This invitation link isn't valid. Check that you copied all of it.")
-        if user is not None and queries.membership_of(user.id) is not None:
+        if user is not None and queries.membership_of(org.id, user.id) is not None:
             flash(f"You are already a member of {org.name}.", "info")
             return redirect(url_for("org.home", org_slug=org.slug))
         if problem := services.gone_problem(invitation, utcnow()):

@@ -1,7 +1,7 @@
-"""Write memberships and invitations. Functions flush; the request commits.
+"""Write memberships and invitations. Functions flush; the caller commits.
 
-The rules of who may do what live here, not in the views or templates, so every path
-to a change (form, htmx, a crafted POST) meets the same checks:
+The rules of who may do what live here, not in the views, templates or commands, so
+every path to a change (form, htmx, a crafted POST, the CLI) meets the same checks:
 
 - admins invite and assign `admin` or `member`; only owners grant `owner` or touch an
   owner's membership;
@@ -13,17 +13,27 @@ to a change (form, htmx, a crafted POST) meets the same checks:
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import hashlib
 import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import delete, update
 
 from dashboard.extensions import db
-from dashboard.members import queries
-from dashboard.models import Invitation, MemberRole, Membership, User, normalise_email, utcnow
+from dashboard.members import mail, queries
+from dashboard.models import (
+    Invitation,
+    MemberRole,
+    Membership,
+    Organization,
+    User,
+    normalise_email,
+    utcnow,
+)
 
 
 class MemberError(Exception):
@@ -56,50 +66,95 @@ def assignable_roles(actor: Membership) -> list[MemberRole]:
     return []
 
 
-def _last_owner(target: Membership, owners: Sequence[uuid.UUID]) -> bool:
-    """Tell whether `target` is the organisation's only owner (`owners`: their membership ids)."""
-    return target.role is MemberRole.OWNER and list(owners) == [target.id]
+# ------------------------------------------------------------------ the last owner
+# The rule's only home. Every change that can take the owner role away (a role change
+# or a removal on the web, leaving, `flask users add-member`) meets it in `keep_an_owner`,
+# under a lock; pages ask `last_owner_problem` (through `role_change_problem` and
+# `removal_problem`) what to offer.
+
+NEEDS_AN_OWNER = "An organisation needs at least one owner."
+
+
+def last_owner_problem(
+    target: Membership, role: MemberRole | None, owners: Sequence[uuid.UUID], by_self: bool
+) -> MemberError | None:
+    """Return why `target` can't take `role` (None: leave) as the org's only owner, or None.
+
+    `owners` are the ids of the owners' memberships; `by_self` says `target` is asking,
+    who is told what to do instead.
+    """
+    if role is MemberRole.OWNER or target.role is not MemberRole.OWNER:
+        return None
+    if list(owners) != [target.id]:
+        return None
+    if not by_self:
+        return MemberError(NEEDS_AN_OWNER)
+    if role is None:
+        return MemberError(
+            "You are the only owner. Make someone else an owner before you leave, "
+            "so the organisation isn't left without one."
+        )
+    return MemberError("You are the only owner. Make someone else an owner before stepping down.")
+
+
+def keep_an_owner(target: Membership, role: MemberRole | None, actor: Membership | None) -> None:
+    """Refuse to give `target` `role` (None: remove them) if that leaves their org no owner.
+
+    `actor` is who asks (None: an operator). The owners' rows are locked first
+    (PostgreSQL), so two owners demoting or removing each other at once take turns and
+    can't both pass.
+    """
+    owners = queries.owner_ids(target.org_id, lock=True)
+    by_self = actor is not None and actor.id == target.id
+    if problem := last_owner_problem(target, role, owners, by_self):
+        raise problem
+
+
+# --------------------------------------------------------------- roles and removals
+
+
+def _role_permission_problem(
+    actor: Membership, target: Membership, role: MemberRole
+) -> MemberError | None:
+    """Return why `actor` may not give `target` the role `role`, owners aside, or None."""
+    if target.id == actor.id:
+        if actor.role is not MemberRole.OWNER:
+            return MemberError("You can't change your own role.", status=403)
+        return None
+    if target.role is MemberRole.OWNER and actor.role is not MemberRole.OWNER:
+        return MemberError("Only owners can change an owner's role.", status=403)
+    if role not in assignable_roles(actor):
+        return MemberError("Only owners can make someone an owner.", status=403)
+    return None
+
+
+def _removal_permission_problem(actor: Membership, target: Membership) -> MemberError | None:
+    """Return why `actor` may not remove `target`, owners aside, or None (anyone may leave)."""
+    if target.id == actor.id:
+        return None
+    if actor.role not in (MemberRole.OWNER, MemberRole.ADMIN):
+        return MemberError("Only admins and owners can remove members.", status=403)
+    if target.role is MemberRole.OWNER and actor.role is not MemberRole.OWNER:
+        return MemberError("Only owners can remove an owner.", status=403)
+    return None
 
 
 def role_change_problem(
     actor: Membership, target: Membership, role: MemberRole, owners: Sequence[uuid.UUID]
 ) -> MemberError | None:
     """Return why `actor` may not give `target` the role `role`, or None."""
-    if target.id == actor.id:
-        if actor.role is not MemberRole.OWNER:
-            return MemberError("You can't change your own role.", status=403)
-        if role is not MemberRole.OWNER and _last_owner(target, owners):
-            return MemberError(
-                "You are the only owner. Make someone else an owner before stepping down."
-            )
-        return None
-    if target.role is MemberRole.OWNER and actor.role is not MemberRole.OWNER:
-        return MemberError("Only owners can change an owner's role.", status=403)
-    if role not in assignable_roles(actor):
-        return MemberError("Only owners can make someone an owner.", status=403)
-    if role is not MemberRole.OWNER and _last_owner(target, owners):
-        return MemberError("An organisation needs at least one owner.")
-    return None
+    return _role_permission_problem(actor, target, role) or last_owner_problem(
+        target, role, owners, by_self=target.id == actor.id
+    )
 
 
 def removal_problem(
     actor: Membership, target: Membership, owners: Sequence[uuid.UUID]
 ) -> MemberError | None:
     """Return why `actor` may not remove `target` (or leave, when it's themselves), or None."""
-    if target.id == actor.id:
-        if _last_owner(target, owners):
-            return MemberError(
-                "You are the only owner. Make someone else an owner before you leave, "
-                "so the organisation isn't left without one."
-            )
-        return None
-    if actor.role not in (MemberRole.OWNER, MemberRole.ADMIN):
-        return MemberError("Only admins and owners can remove members.", status=403)
-    if target.role is MemberRole.OWNER and actor.role is not MemberRole.OWNER:
-        return MemberError("Only owners can remove an owner.", status=403)
-    if _last_owner(target, owners):
-        return MemberError("An organisation needs at least one owner.")
-    return None
+    return _removal_permission_problem(actor, target) or last_owner_problem(
+        target, None, owners, by_self=target.id == actor.id
+    )
 
 
 def offered_roles(
@@ -114,12 +169,22 @@ def offered_roles(
     return options if len(options) > 1 else []
 
 
+def add_member(org: Organization, user: User, role: MemberRole) -> Membership:
+    """Make `user`, not yet a member of `org`, a member with `role`.
+
+    Only adds: a role changes through `change_role` or `set_member_role`, which keep an owner.
+    """
+    membership = Membership(user_id=user.id, org_id=org.id, role=role)
+    db.session.add(membership)
+    db.session.flush()
+    return membership
+
+
 def change_role(actor: Membership, target: Membership, role: MemberRole) -> bool:
     """Give `target` the role `role`; return whether anything changed."""
-    # Locking the owners' rows makes two owners demoting each other at once take turns.
-    owners = queries.owner_ids(lock=True)
-    if problem := role_change_problem(actor, target, role, owners):
+    if problem := _role_permission_problem(actor, target, role):
         raise problem
+    keep_an_owner(target, role, actor)
     if target.role is role:
         return False
     target.role = role
@@ -127,11 +192,28 @@ def change_role(actor: Membership, target: Membership, role: MemberRole) -> bool
     return True
 
 
+def set_member_role(org: Organization, user: User, role: MemberRole) -> MemberRole | None:
+    """Add `user` to `org` with `role`, or change their role; return the role they had.
+
+    The operator's way in (`flask users add-member`): nobody's permissions to check, but
+    the organisation still keeps an owner.
+    """
+    membership = queries.membership_of(org.id, user.id)
+    if membership is None:
+        add_member(org, user, role)
+        return None
+    previous = membership.role
+    keep_an_owner(membership, role, actor=None)
+    membership.role = role
+    db.session.flush()
+    return previous
+
+
 def remove_member(actor: Membership, target: Membership) -> None:
     """Remove `target` from the organisation (their voices and generations stay)."""
-    owners = queries.owner_ids(lock=True)
-    if problem := removal_problem(actor, target, owners):
+    if problem := _removal_permission_problem(actor, target):
         raise problem
+    keep_an_owner(target, None, actor)
     db.session.delete(target)
     db.session.flush()
 
@@ -182,6 +264,37 @@ def invite(actor: Membership, email: str, role: MemberRole, ttl_hours: int) -> N
     return NewInvitation(invitation, token, replaced=bool(replaced))
 
 
+class Delivery(enum.Enum):
+    """What became of an invitation's email."""
+
+    NOT_CONFIGURED = "not configured"  # no SMTP_URL: the link is only shown
+    SENT = "sent"
+    FAILED = "failed"
+
+
+def email_invitation(invitation: Invitation, inviter: User, link: str, ttl_hours: int) -> Delivery:
+    """Email the invitation's `link` when SMTP is configured; a failure is logged, not raised.
+
+    Called after the commit, so nobody is mailed a link to an invitation never saved. The
+    page shows the link either way; the mail server's address and answer go to the log.
+    """
+    if not mail.mail_enabled():
+        return Delivery.NOT_CONFIGURED
+    try:
+        mail.send_invitation(
+            invitation.email,
+            invitation.org.name,
+            inviter.display_name,
+            invitation.role.value,
+            link,
+            ttl_hours,
+        )
+    except mail.MailError as exc:
+        current_app.logger.warning("invitation email failed: %s", exc)
+        return Delivery.FAILED
+    return Delivery.SENT
+
+
 def revoke(invitation: Invitation) -> None:
     """Delete a pending invitation, so its link stops working."""
     db.session.delete(invitation)
@@ -227,7 +340,4 @@ def accept(invitation: Invitation, user: User) -> Membership:
     ).rowcount
     if used != 1:
         raise InvitationGone(USED)
-    membership = Membership(user_id=user.id, org_id=invitation.org_id, role=invitation.role)
-    db.session.add(membership)
-    db.session.flush()
-    return membership
+    return add_member(invitation.org, user, invitation.role)

@@ -1,4 +1,4 @@
-"""Read organisation overviews."""
+"""Read organisations: an org's overview, a user's organisations, and (for operators) all."""
 
 from __future__ import annotations
 
@@ -76,3 +76,24 @@ def orgs_of(user: User) -> list[tuple[Organization, MemberRole]]:
             .order_by(func.lower(Organization.name))
         ).all()
     return [(org, role) for org, role in rows]
+
+
+# The operator commands call these inside `tenancy.all_tenants(...)`: they span organisations.
+
+
+def find_org(slug: str) -> Organization | None:
+    """Return the organisation with `slug` (any case), or None."""
+    return db.session.scalars(
+        select(Organization).where(Organization.slug == slug.strip().lower())
+    ).one_or_none()
+
+
+def list_orgs() -> list[tuple[Organization, int]]:
+    """Return every organisation with its number of members, by name."""
+    rows = db.session.execute(
+        select(Organization, func.count(Membership.id))
+        .outerjoin(Membership, Membership.org_id == Organization.id)
+        .group_by(Organization.id)
+        .order_by(func.lower(Organization.name), Organization.slug)
+    ).all()
+    return [(org, members) for org, members in rows]

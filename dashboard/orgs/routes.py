@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import g, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
+from dashboard.auth.services import AccountError
 from dashboard.extensions import db
 from dashboard.htmx import redirect_to
 from dashboard.orgs import bp, org_bp, queries, services
@@ -29,7 +30,7 @@ def new():
     if form.validate_on_submit():
         try:
             org = services.create_org(form.name.data, owner=current_user)
-        except services.AccountError as exc:
+        except AccountError as exc:
             form.name.errors.append(str(exc))
         else:
             db.session.commit()

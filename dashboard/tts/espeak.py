@@ -1,19 +1,14 @@
 """Offline speech through eSpeak NG (the `espeakng-loader` wheel), driven with ctypes.
 
 Voices
-    Each of the 20 system voices has its own profile in `SYSTEM_VOICE_PROFILES`: an
-    eSpeak language voice, a stock eSpeak variant that gives the timbre, and base pitch,
-    speaking rate, pitch range and word gap. Any other voice (custom voices, or a system
-    voice this table does not know) gets `derive_profile`: the language comes from its
-    BCP 47 tag (the full tag, then shorter prefixes, finally ``en-us``), the timbre and
-    prosody from a SHA-256 of its name, so a voice always sounds the same everywhere.
-    eSpeak cannot clone a voice, so reference audio (`VoiceRef.audio_key`) is ignored.
-
-    The bundled data has no Indian or Australian English. Anaya uses Received
-    Pronunciation (the norm formal Indian English is taught against); Meera uses the
-    Caribbean voice, whose dental "th" stops and evener syllable timing are the nearest
-    bundled match to Indian English rhythm; Chloe (en-AU) uses British English, which
-    shares Australian's non-rhotic vowels.
+    A system voice is spoken with the `EspeakProfile` of its entry in the catalogue
+    (`catalog.SYSTEM_VOICES`): an eSpeak language voice, a stock eSpeak variant that gives
+    the timbre, and base pitch, speaking rate, pitch range and word gap. Any other voice
+    (custom voices, or a system voice the catalogue does not know) gets `derive_profile`:
+    the language comes from its BCP 47 tag (the full tag, then shorter prefixes, finally
+    ``en-us``), the timbre and prosody from a SHA-256 of its name, so a voice always
+    sounds the same everywhere. eSpeak cannot clone a voice, so reference audio
+    (`VoiceRef.audio_key`) is ignored.
 
 Sampling parameters, mapped onto eSpeak's prosody (defaults give the profile unchanged)
     temperature (0–2)          expressiveness: pitch range × (0.4 + 0.75·t), so 0 is
@@ -67,6 +62,7 @@ from dashboard.tts.base import (
     VoiceRef,
     require_text,
 )
+from dashboard.tts.catalog import EspeakProfile, system_voice
 
 # speak_lib.h constants (API revision 12).
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -78,7 +74,6 @@ _EE_OK = 0
 # What members read when the engine itself can't start (the log has the path and why).
 ESPEAK_BROKEN = "The offline speech engine could not start; an administrator has to fix it."
 _RATE, _VOLUME, _PITCH, _RANGE, _WORDGAP = 1, 2, 3, 4, 7
-_RATE_MIN, _RATE_MAX = 80, 450
 
 # Well below eSpeak's normal 100 so its automatic gain control, state that outlives an
 # utterance, never engages: the loudest profile peaks near 65% of full scale here.
@@ -97,70 +92,7 @@ _SynthCallback = ctypes.CFUNCTYPE(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class VoiceProfile:
-    """How eSpeak renders one voice: language voice, timbre and base prosody."""
-
-    language: str  # eSpeak language, e.g. "en-us", "en-gb-x-rp", "ru"
-    variant: str  # stock variant in espeak-ng-data/voices/!v lending the timbre, e.g. "f3"
-    pitch: int  # espeakPITCH 0–100; 50 is the variant's natural pitch
-    rate: int  # espeakRATE, words per minute (80–450; 175 is eSpeak's normal)
-    pitch_range: int  # espeakRANGE 0–100; 0 is monotone, 50 normal
-    word_gap: int = 0  # espeakWORDGAP, extra pause between words in 10 ms units
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.pitch <= 100 or not 0 <= self.pitch_range <= 100:
-            raise ValueError("pitch and pitch_range must be between 0 and 100")
-        if not _RATE_MIN <= self.rate <= _RATE_MAX:
-            raise ValueError(f"rate must be between {_RATE_MIN} and {_RATE_MAX} wpm")
-        if self.word_gap < 0:
-            raise ValueError("word_gap cannot be negative")
-
-
-SYSTEM_VOICE_PROFILES: dict[str, VoiceProfile] = {
-    # Soothing self-help narrator: low, unhurried, gently contoured.
-    "Aaron": VoiceProfile("en-us", "m3", pitch=42, rate=150, pitch_range=38),
-    # Warm, approachable British conversation.
-    "Abigail": VoiceProfile("en-gb", "f4", pitch=56, rate=172, pitch_range=62),
-    # Polite, professional; Received Pronunciation stands in for Indian English.
-    "Anaya": VoiceProfile("en-gb-x-rp", "steph", pitch=54, rate=165, pitch_range=45),
-    # Versatile and clear: eSpeak's neutral defaults on a plain male timbre.
-    "Andy": VoiceProfile("en-us", "m6", pitch=50, rate=175, pitch_range=50),
-    # Laid-back storyteller: relaxed pace, low but lively contour.
-    "Archer": VoiceProfile("en-us", "m7", pitch=44, rate=150, pitch_range=58),
-    # Professional and helpful: measured, businesslike contour.
-    "Brian": VoiceProfile("en-us", "john", pitch=48, rate=172, pitch_range=44),
-    # Bright and bubbly: high, quick, wide; British English stands in for Australian.
-    "Chloe": VoiceProfile("en-gb", "Andrea", pitch=58, rate=188, pitch_range=76),
-    # Thoughtful and intimate: soft timbre, slow, narrow.
-    "Dylan": VoiceProfile("en-us", "victor", pitch=44, rate=155, pitch_range=36),
-    # Quirky and distinctive: New York vowels, bouncy and very wide.
-    "Emmanuel": VoiceProfile("en-us-nyc", "Jacky", pitch=60, rate=185, pitch_range=85),
-    # Polished, warm voice-over.
-    "Ethan": VoiceProfile("en-us", "Michael", pitch=46, rate=165, pitch_range=55),
-    # Southern charm: unhurried and melodic.
-    "Evelyn": VoiceProfile("en-us", "f3", pitch=54, rate=148, pitch_range=72, word_gap=1),
-    # Calm, reassuring meditation guide: deep, slow, almost level, small pauses.
-    "Gavin": VoiceProfile("en-us", "m4", pitch=36, rate=138, pitch_range=26, word_gap=1),
-    # Warm, encouraging coach: upbeat pace and lift.
-    "Gordon": VoiceProfile("en-us", "robert", pitch=52, rate=182, pitch_range=68),
-    # Deep, cinematic Russian: very low, deliberate.
-    "Ivan": VoiceProfile("ru", "Storm", pitch=22, rate=150, pitch_range=45),
-    # Authentic Midwestern: General American, even and friendly.
-    "Laura": VoiceProfile("en-us", "f2", pitch=52, rate=170, pitch_range=50),
-    # Direct and composed: steady pace, restrained contour.
-    "Lucy": VoiceProfile("en-us", "f1", pitch=50, rate=175, pitch_range=32),
-    # Energetic, chatty podcaster: fast and wide.
-    "Madison": VoiceProfile("en-us", "Annie", pitch=60, rate=215, pitch_range=80),
-    # Confident, persuasive advertising read.
-    "Marisol": VoiceProfile("en-us", "belinda", pitch=54, rate=180, pitch_range=64),
-    # Friendly and helpful; Caribbean English stands in for Indian English.
-    "Meera": VoiceProfile("en-029", "f5", pitch=56, rate=170, pitch_range=58),
-    # Old, wise narrator: low, slow, narrow.
-    "Walter": VoiceProfile("en-us", "grandpa", pitch=30, rate=135, pitch_range=38),
-}
-
-# Timbres for voices outside the table: natural-sounding stock variants only (no robots).
+# Timbres for voices outside the catalogue: natural-sounding stock variants only (no robots).
 _DERIVED_VARIANTS: tuple[str, ...] = (
     "m1", "m2", "m3", "m4", "m6", "m7", "Andy", "Denis", "Michael", "Gene",
     "f1", "f2", "f3", "f4", "f5", "steph", "linda", "Annie", "Andrea", "shelby",
@@ -232,10 +164,10 @@ def resolve_language(tag: str) -> str:
     return _FALLBACK_LANGUAGE
 
 
-def derive_profile(name: str, language: str) -> VoiceProfile:
-    """Return a stable profile for a voice outside the system table, from name and language."""
+def derive_profile(name: str, language: str) -> EspeakProfile:
+    """Return a stable profile for a voice outside the catalogue, from its name and language."""
     digest = hashlib.sha256(name.encode("utf-8")).digest()
-    return VoiceProfile(
+    return EspeakProfile(
         language=resolve_language(language),
         variant=_DERIVED_VARIANTS[digest[0] % len(_DERIVED_VARIANTS)],
         pitch=35 + digest[1] % 31,  # 35–65
@@ -244,10 +176,11 @@ def derive_profile(name: str, language: str) -> VoiceProfile:
     )
 
 
-def profile_for(voice: VoiceRef) -> VoiceProfile:
-    """Return the profile eSpeak uses for `voice`: the system table, else a derived one."""
-    if voice.variant == "SYSTEM" and voice.name in SYSTEM_VOICE_PROFILES:
-        return SYSTEM_VOICE_PROFILES[voice.name]
+def profile_for(voice: VoiceRef) -> EspeakProfile:
+    """Return the profile eSpeak uses for `voice`: its catalogue entry's, else a derived one."""
+    entry = system_voice(voice.name) if voice.variant == "SYSTEM" else None
+    if entry is not None:
+        return entry.espeak
     return derive_profile(voice.name, voice.language)
 
 
@@ -261,13 +194,13 @@ class _Prosody:
     word_gap: int
 
 
-def _prosody(profile: VoiceProfile, params: SynthesisParams) -> _Prosody:
+def _prosody(profile: EspeakProfile, params: SynthesisParams) -> _Prosody:
     """Combine a voice profile with sampling parameters (see the module docstring)."""
     rate = profile.rate * (1 + 0.5 * (params.repetition_penalty - 1.2))
     pitch_range = profile.pitch_range * (0.4 + 0.75 * params.temperature)
     extra_gap = max(0, round((0.95 - params.top_p) * 10))
     return _Prosody(
-        rate=min(_RATE_MAX, max(_RATE_MIN, round(rate))),
+        rate=min(EspeakProfile.RATE_MAX, max(EspeakProfile.RATE_MIN, round(rate))),
         pitch=profile.pitch,
         pitch_range=min(100, max(0, round(pitch_range))),
         word_gap=profile.word_gap + extra_gap,
@@ -402,7 +335,7 @@ class _Runtime:
             self._chunks.append(ctypes.string_at(wav, count * ctypes.sizeof(ctypes.c_short)))
         return 0  # 0 = carry on synthesising
 
-    def speak(self, text: str, profile: VoiceProfile, prosody: _Prosody) -> bytes:
+    def speak(self, text: str, profile: EspeakProfile, prosody: _Prosody) -> bytes:
         """Return raw native-endian 16-bit samples for `text` spoken with `profile`."""
         identifier = _language_index().get(profile.language)
         if identifier is None:

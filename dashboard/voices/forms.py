@@ -1,6 +1,6 @@
 """Custom-voice forms; Flask-WTF adds the CSRF token to each.
 
-The audio itself is checked by `services.check_reference_audio` (by decoding it), not
+The audio itself is checked by `reference_audio.check_reference_audio` (by decoding it), not
 here: a form only knows whether a file was sent.
 """
 

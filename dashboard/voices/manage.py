@@ -24,7 +24,7 @@ from dashboard.models import Voice
 from dashboard.storage import StorageError, get_storage
 from dashboard.storage.consistency import new_objects_removed_on_error
 from dashboard.storage.uploads import body_too_large, receives_upload, upload_limit
-from dashboard.voices import library_bp, services
+from dashboard.voices import library_bp, reference_audio, services
 from dashboard.voices.forms import DeleteVoiceForm, EditVoiceForm, NewVoiceForm, VoiceForm
 from dashboard.voices.languages import language_choices
 
@@ -76,8 +76,8 @@ def form_page(
         max_bytes=upload_limit(UPLOAD_SETTING),
         limits={
             "size": megabytes(upload_limit(UPLOAD_SETTING)),
-            "min_seconds": services.MIN_REFERENCE_MS // 1000,
-            "max_minutes": services.MAX_REFERENCE_MS // 60_000,
+            "min_seconds": reference_audio.MIN_REFERENCE_MS // 1000,
+            "max_minutes": reference_audio.MAX_REFERENCE_MS // 60_000,
         },
     )
     response.status_code = status
@@ -151,7 +151,7 @@ def save(form: VoiceForm, voice: Voice | None = None) -> Response:
     try:
         audio = None
         if form.has_audio:
-            audio = services.check_reference_audio(
+            audio = reference_audio.check_reference_audio(
                 form.audio.data.stream, upload_limit(UPLOAD_SETTING)
             )
         with new_objects_removed_on_error(storage) as new_keys:
@@ -161,7 +161,7 @@ def save(form: VoiceForm, voice: Voice | None = None) -> Response:
             else:
                 replaced = services.update_custom_voice(storage, voice, fields, audio, new_keys)
             db.session.commit()
-    except services.VoiceInputError as exc:
+    except reference_audio.VoiceInputError as exc:
         db.session.rollback()
         return refused(form, voice, exc)
     except IntegrityError:
@@ -182,7 +182,9 @@ def save(form: VoiceForm, voice: Voice | None = None) -> Response:
     return htmx.redirect_to(url_for("library.index"))
 
 
-def refused(form: VoiceForm, voice: Voice | None, error: services.VoiceInputError) -> Response:
+def refused(
+    form: VoiceForm, voice: Voice | None, error: reference_audio.VoiceInputError
+) -> Response:
     """Show a refusal next to its field (or above the form) with its status."""
     if error.field:
         getattr(form, error.field).errors.append(error.message)

@@ -17,7 +17,7 @@ from dashboard import PROJECT_ROOT
 from dashboard.extensions import db
 from dashboard.models import Voice, VoiceVariant
 from dashboard.storage import LocalStorage, StorageUnavailable, system_voice_key
-from dashboard.voices.catalog import SYSTEM_VOICES
+from dashboard.tts.catalog import SYSTEM_VOICES
 from tests.conftest import BACKENDS
 
 PROJECT = PROJECT_ROOT

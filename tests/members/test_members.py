@@ -16,12 +16,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from dashboard import tenancy
 from dashboard.auth.passwords import hash_password
 from dashboard.extensions import db
 from dashboard.members import services
-from dashboard.models import Invitation, MemberRole, Membership, utcnow
+from dashboard.models import Invitation, MemberRole, Membership, Organization, utcnow
 from tests.conftest import login
 from tests.factories import detach, make_membership, make_org, make_user
 
@@ -131,6 +132,18 @@ def join_url(token: str, slug: str = "acme") -> str:
     return f"/join/{slug}/{token}"
 
 
+def invite(client, email_address: str, role: str, **kwargs):
+    """Post the invite form of acme's members page."""
+    return client.post(
+        members_url("invitations"), data={"email": email_address, "role": role}, **kwargs
+    )
+
+
+def set_role(client, membership_id, role: str, **kwargs):
+    """Post the role form of one of acme's members."""
+    return client.post(members_url(f"{membership_id}/role"), data={"role": role}, **kwargs)
+
+
 # --------------------------------------------------------------------- access matrix
 
 
@@ -141,7 +154,7 @@ def act(client, team, action):
     if action == "invite":
         return client.post(members_url("invitations"), data={"email": "new@x.example"})
     if action == "change_role":
-        return client.post(members_url(f"{ids['target']}/role"), data={"role": "admin"})
+        return set_role(client, ids["target"], "admin")
     if action == "remove":
         return client.post(members_url(f"{ids['target']}/remove"))
     if action == "revoke":
@@ -276,7 +289,7 @@ def test_members_page_query_count_does_not_grow_with_the_team(app, client, team,
 def test_last_owner_cannot_step_down(app, client, team):
     before = roles(app)
     login(client, team["users"]["owner"])
-    response = client.post(members_url(f"{team['ids']['owner']}/role"), data={"role": "admin"})
+    response = set_role(client, team["ids"]["owner"], "admin")
     assert response.status_code == 409
     assert "only owner" in html_of(response)
     assert roles(app) == before
@@ -309,6 +322,41 @@ def test_last_owner_cannot_be_removed_by_the_service(app, team):
         assert problem is not None and problem.status == 409
 
 
+@pytest.mark.parametrize("change", ["role", "remove"])
+def test_an_owner_demoted_meanwhile_cannot_take_the_last_owner_away(app, team, change):
+    """Two owners; another request demotes one while their own change is under way."""
+    ids = team["ids"]
+    promote(app, ids["admin"], OWNER)
+    before = roles(app)
+    with app.app_context(), tenancy.org_scope(ids["acme"]):
+        actor = tenancy.get_scoped(Membership, ids["owner"])
+        target = tenancy.get_scoped(Membership, ids["admin"])
+        memberships = Membership.__table__
+        db.session.execute(
+            memberships.update().values(role=MEMBER).where(memberships.c.id == actor.id)
+        )
+        with pytest.raises(services.MemberError) as caught:
+            if change == "role":
+                services.change_role(actor, target, MEMBER)
+            else:
+                services.remove_member(actor, target)
+        assert caught.value.message == "An organisation needs at least one owner."
+        assert caught.value.status == 409
+        db.session.rollback()
+    assert roles(app) == before
+
+
+def test_add_member_never_changes_a_role(app, team):
+    """Roles change only where the last-owner rule is checked (`change_role`, `set_member_role`)."""
+    with app.app_context(), tenancy.org_scope(team["ids"]["acme"]):
+        acme = db.session.scalars(select(Organization).where(Organization.slug == "acme")).one()
+        owner = db.session.merge(team["users"]["owner"])
+        with pytest.raises(IntegrityError):
+            services.add_member(acme, owner, MEMBER)
+        db.session.rollback()
+    assert roles(app)[team["ids"]["owner"]] is OWNER
+
+
 def promote(app, membership_id, role):
     with app.app_context(), tenancy.all_tenants("test setup"):
         db.session.scalars(
@@ -322,7 +370,7 @@ def test_owner_may_step_down_when_another_owner_exists(app, client, team):
     promote(app, ids["admin"], OWNER)
     before = roles(app)
     login(client, team["users"]["owner"])
-    response = client.post(members_url(f"{ids['owner']}/role"), data={"role": "member"})
+    response = set_role(client, ids["owner"], "member")
     assert response.status_code == 303 and response.headers["Location"] == members_url()
     assert roles(app) == changed_roles(before, {ids["owner"]: MEMBER})
     page = main_of(client.get(members_url()))
@@ -335,7 +383,7 @@ def test_stepping_down_over_htmx_reloads_the_page(app, client, team):
     promote(app, ids["admin"], OWNER)
     before = roles(app)
     login(client, team["users"]["owner"])
-    response = client.post(members_url(f"{ids['owner']}/role"), data={"role": "admin"}, headers=HX)
+    response = set_role(client, ids["owner"], "admin", headers=HX)
     assert response.status_code == 204 and response.headers["HX-Redirect"] == members_url()
     assert roles(app) == changed_roles(before, {ids["owner"]: ADMIN})
 
@@ -345,9 +393,7 @@ def test_owner_with_a_co_owner_may_leave_and_demote_them(app, client, team):
     promote(app, ids["admin"], OWNER)
     before = roles(app)
     login(client, team["users"]["owner"])
-    assert (
-        client.post(members_url(f"{ids['admin']}/role"), data={"role": "member"}).status_code == 303
-    )
+    assert set_role(client, ids["admin"], "member").status_code == 303
     assert roles(app) == changed_roles(before, {ids["admin"]: MEMBER})
     # now the only owner again
     assert client.post(members_url("leave")).status_code == 409
@@ -380,9 +426,7 @@ def test_admin_cannot_touch_owners_grant_owner_or_change_themselves(app, client,
 def test_admin_cannot_invite_an_owner(app, client, team):
     before = invitations(app)
     login(client, team["users"]["admin"])
-    response = client.post(
-        members_url("invitations"), data={"email": "boss@x.example", "role": "owner"}
-    )
+    response = invite(client, "boss@x.example", "owner")
     assert response.status_code == 403 and "Only owners can invite an owner" in html_of(response)
     assert invitations(app) == before
 
@@ -398,7 +442,7 @@ def test_admin_confirmation_page_for_an_owner_explains_the_refusal(client, team)
 def test_member_cannot_change_their_own_role(app, client, team):
     before = roles(app)
     login(client, team["users"]["member"])
-    response = client.post(members_url(f"{team['ids']['member']}/role"), data={"role": "admin"})
+    response = set_role(client, team["ids"]["member"], "admin")
     assert response.status_code == 403
     assert roles(app) == before
 
@@ -406,7 +450,7 @@ def test_member_cannot_change_their_own_role(app, client, team):
 def test_owner_may_make_someone_owner(app, client, team):
     before = roles(app)
     login(client, team["users"]["owner"])
-    response = client.post(members_url(f"{team['ids']['target']}/role"), data={"role": "owner"})
+    response = set_role(client, team["ids"]["target"], "owner")
     assert response.status_code == 303
     assert roles(app) == changed_roles(before, {team["ids"]["target"]: OWNER})
     assert "Tara Target is now an owner." in html_of(client.get(members_url()))
@@ -416,7 +460,7 @@ def test_owner_may_make_someone_owner(app, client, team):
 def test_invalid_role_is_422_with_the_page(app, client, team, role):
     before = roles(app)
     login(client, team["users"]["owner"])
-    response = client.post(members_url(f"{team['ids']['target']}/role"), data={"role": role})
+    response = set_role(client, team["ids"]["target"], role)
     assert response.status_code == 422 and "Choose a valid role" in html_of(response)
     assert roles(app) == before
 
@@ -424,7 +468,7 @@ def test_invalid_role_is_422_with_the_page(app, client, team, role):
 def test_choosing_the_current_role_changes_nothing_and_says_nothing(app, client, team):
     before = roles(app)
     login(client, team["users"]["owner"])
-    response = client.post(members_url(f"{team['ids']['target']}/role"), data={"role": "member"})
+    response = set_role(client, team["ids"]["target"], "member")
     assert response.status_code == 303
     assert roles(app) == before
     assert "is now" not in html_of(client.get(members_url()))
@@ -477,9 +521,7 @@ def test_used_invitation_cannot_be_revoked(app, client, team):
 
 def test_invitation_stores_only_the_hash_and_shows_the_link_once(app, client, team):
     login(client, team["users"]["admin"])
-    response = client.post(
-        members_url("invitations"), data={"email": " New.Person@X.Example ", "role": "admin"}
-    )
+    response = invite(client, " New.Person@X.Example ", "admin")
     assert response.status_code == 303
     assert response.headers["Location"] == members_url("#invitations")
     page = html_of(client.get(members_url()))
@@ -502,7 +544,7 @@ def test_invitation_stores_only_the_hash_and_shows_the_link_once(app, client, te
 def test_invitation_ttl_comes_from_settings(app, client, team):
     app.config["INVITATION_TTL_HOURS"] = 2
     login(client, team["users"]["owner"])
-    client.post(members_url("invitations"), data={"email": "soon@x.example", "role": "member"})
+    invite(client, "soon@x.example", "member")
     with app.app_context(), tenancy.all_tenants("test check"):
         expires = db.session.scalar(
             select(Invitation.expires_at).where(Invitation.email == "soon@x.example")
@@ -521,9 +563,7 @@ def test_invitation_ttl_comes_from_settings(app, client, team):
 def test_bad_invitations_are_422_with_inline_errors(app, client, team, email_address, message):
     before = invitations(app)
     login(client, team["users"]["owner"])
-    response = client.post(
-        members_url("invitations"), data={"email": email_address, "role": "member"}
-    )
+    response = invite(client, email_address, "member")
     assert response.status_code == 422
     assert f'<small id="email-error" class="field-error">{message}</small>' in html_of(response)
     assert invitations(app) == before
@@ -532,9 +572,7 @@ def test_bad_invitations_are_422_with_inline_errors(app, client, team, email_add
 def test_member_of_another_org_can_be_invited(app, client, team):
     before = roles(app)
     login(client, team["users"]["owner"])
-    response = client.post(
-        members_url("invitations"), data={"email": "outsider@other.example", "role": "member"}
-    )
+    response = invite(client, "outsider@other.example", "member")
     assert response.status_code == 303
     with app.app_context(), tenancy.all_tenants("test check"):
         invited = db.session.execute(
@@ -548,9 +586,7 @@ def test_member_of_another_org_can_be_invited(app, client, team):
 
 def test_reinviting_replaces_the_pending_invitation(app, client, team):
     login(client, team["users"]["owner"])
-    first = client.post(
-        members_url("invitations"), data={"email": "pending@example.com", "role": "admin"}
-    )
+    first = invite(client, "pending@example.com", "admin")
     assert first.status_code == 303
     page = html_of(client.get(members_url()))
     assert "It replaces their earlier invitation." in page
@@ -774,9 +810,7 @@ def test_sign_up_with_next_lands_on_the_accept_page(app, client, team):
 def test_htmx_role_change_gets_the_members_block(app, client, team):
     before = roles(app)
     login(client, team["users"]["owner"])
-    response = client.post(
-        members_url(f"{team['ids']['target']}/role"), data={"role": "admin"}, headers=HX
-    )
+    response = set_role(client, team["ids"]["target"], "admin", headers=HX)
     assert response.status_code == 200
     assert roles(app) == changed_roles(before, {team["ids"]["target"]: ADMIN})
     assert "HX-Request" in response.headers["Vary"]
@@ -788,9 +822,7 @@ def test_htmx_role_change_gets_the_members_block(app, client, team):
 
 def test_htmx_invite_gets_the_invitations_block_with_the_link(app, client, team):
     login(client, team["users"]["owner"])
-    response = client.post(
-        members_url("invitations"), data={"email": "hx@example.com", "role": "member"}, headers=HX
-    )
+    response = invite(client, "hx@example.com", "member", headers=HX)
     assert response.status_code == 200 and "HX-Request" in response.headers["Vary"]
     html = html_of(response).strip()
     assert html.startswith('<section id="invitations"') and "<html" not in html
@@ -800,15 +832,11 @@ def test_htmx_invite_gets_the_invitations_block_with_the_link(app, client, team)
 def test_htmx_refusals_get_the_block_with_their_status(app, client, team):
     before = (roles(app), invitations(app))
     login(client, team["users"]["owner"])
-    invalid = client.post(
-        members_url("invitations"), data={"email": "nope", "role": "member"}, headers=HX
-    )
+    invalid = invite(client, "nope", "member", headers=HX)
     assert invalid.status_code == 422
     assert html_of(invalid).strip().startswith('<section id="invitations"')
     assert "Enter an email address." in html_of(invalid)
-    last_owner = client.post(
-        members_url(f"{team['ids']['owner']}/role"), data={"role": "admin"}, headers=HX
-    )
+    last_owner = set_role(client, team["ids"]["owner"], "admin", headers=HX)
     assert last_owner.status_code == 409
     assert html_of(last_owner).strip().startswith('<section id="members"')
     assert "only owner" in html_of(last_owner)
@@ -916,7 +944,7 @@ def test_invitation_is_emailed_when_smtp_is_configured(app, client, team, smtp_s
     url, messages = smtp_server
     app.config["SMTP_URL"] = url
     login(client, team["users"]["owner"])
-    client.post(members_url("invitations"), data={"email": "mailme@example.com", "role": "admin"})
+    invite(client, "mailme@example.com", "admin")
     page = html_of(client.get(members_url()))
     link = re.search(r'value="(http://localhost/join/acme/[^"]+)"', page).group(1)
     assert "We also emailed the link to mailme@example.com." in page
@@ -930,9 +958,7 @@ def test_invitation_is_emailed_when_smtp_is_configured(app, client, team, smtp_s
 def test_failed_email_keeps_the_invitation_and_warns(app, client, team):
     app.config["SMTP_URL"] = "smtp://127.0.0.1:9"  # nobody listens on the discard port
     login(client, team["users"]["owner"])
-    response = client.post(
-        members_url("invitations"), data={"email": "unlucky@example.com", "role": "member"}
-    )
+    response = invite(client, "unlucky@example.com", "member")
     assert response.status_code == 303
     page = html_of(client.get(members_url()))
     assert "The email could not be sent" in page
@@ -964,17 +990,15 @@ def test_members_flow_as_the_web_role_under_row_level_security(
         page = main_of(owner_client.get(members_url()))
         assert "target@acme.example" in page and "pending@example.com" in page
         assert "outsider@other.example" not in page and "elsewhere@example.com" not in page
-        invited = owner_client.post(
-            members_url("invitations"), data={"email": "rls@x.example", "role": "admin"}
-        )
+        invited = invite(owner_client, "rls@x.example", "admin")
         assert invited.status_code == 303
-        changed = owner_client.post(members_url(f"{ids['target']}/role"), data={"role": "admin"})
+        changed = set_role(owner_client, ids["target"], "admin")
         # Row-level security hides rows from an UPDATE without an error: the status alone
         # can't tell a change from a silent no-op, the rows can.
         assert changed.status_code == 303
         assert roles(app) == changed_roles(before, {ids["target"]: ADMIN})
         assert "Tara Target is now an admin." in html_of(owner_client.get(members_url()))
-        refused = owner_client.post(members_url(f"{ids['owner']}/role"), data={"role": "member"})
+        refused = set_role(owner_client, ids["owner"], "member")
         assert refused.status_code == 409  # the only owner
         assert owner_client.post(members_url("leave")).status_code == 409  # owners locked
         assert owner_client.post(members_url(f"{ids['outsider']}/remove")).status_code == 404

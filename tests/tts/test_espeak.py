@@ -25,16 +25,12 @@ from dashboard.tts import (
     SynthesisParams,
     SynthesisResult,
     VoiceRef,
+    catalog,
     get_engine,
     sample_text,
 )
-from dashboard.tts.espeak import (
-    SYSTEM_VOICE_PROFILES,
-    VoiceProfile,
-    derive_profile,
-    profile_for,
-    resolve_language,
-)
+from dashboard.tts.catalog import EspeakProfile
+from dashboard.tts.espeak import derive_profile, profile_for, resolve_language
 
 # The 20 system voices and their languages, as the product brief lists them.
 SYSTEM_VOICES = {
@@ -95,8 +91,8 @@ def test_two_system_voices_sound_different(engine: Engine) -> None:
 
 
 def test_every_system_voice_has_its_own_profile() -> None:
-    assert set(SYSTEM_VOICE_PROFILES) == set(SYSTEM_VOICES)
-    profiles = list(SYSTEM_VOICE_PROFILES.values())
+    assert {voice.name for voice in catalog.SYSTEM_VOICES} == set(SYSTEM_VOICES)
+    profiles = [voice.espeak for voice in catalog.SYSTEM_VOICES]
     assert len(set(profiles)) == len(profiles)
     # Distinct timbres too, not just different prosody on the same one.
     assert len({profile.variant for profile in profiles}) == len(profiles)
@@ -106,7 +102,7 @@ def test_every_system_voice_has_its_own_profile() -> None:
 def test_system_voice_profile_fits_its_language(name: str) -> None:
     profile = profile_for(system_voice(name))
 
-    assert profile is SYSTEM_VOICE_PROFILES[name]
+    assert profile is catalog.system_voice(name).espeak
     assert resolve_language(profile.language) == profile.language  # bundled, not a fallback
     assert profile.language.split("-")[0] == SYSTEM_VOICES[name].split("-")[0]
 
@@ -232,9 +228,9 @@ def test_concurrent_synthesis_matches_sequential(engine: Engine) -> None:
 # SHA-256 of the name, e.g. "Aaron" starts 32 4a 17 d2: variant 0x32 % 20 = 10 (f1),
 # pitch 35 + 0x4a % 31 = 47, rate 150 + 0x17 % 41 = 173, range 35 + 0xd2 % 36 = 65.
 DERIVED = {
-    ("Aaron", "de-DE"): VoiceProfile("de", "f1", pitch=47, rate=173, pitch_range=65),
-    ("Nadia", "en-US"): VoiceProfile("en-us", "Andrea", pitch=49, rate=187, pitch_range=57),
-    ("Noor", "en-US"): VoiceProfile("en-us", "f3", pitch=65, rate=170, pitch_range=50),
+    ("Aaron", "de-DE"): EspeakProfile("de", "f1", pitch=47, rate=173, pitch_range=65),
+    ("Nadia", "en-US"): EspeakProfile("en-us", "Andrea", pitch=49, rate=187, pitch_range=57),
+    ("Noor", "en-US"): EspeakProfile("en-us", "f3", pitch=65, rate=170, pitch_range=50),
 }
 CUSTOM_AARON = VoiceRef(name="Aaron", language="de-DE", variant="CUSTOM", audio_key="voices/x")
 
@@ -248,7 +244,7 @@ def test_custom_voice_profile_follows_its_language_not_the_system_table(engine: 
     profile = profile_for(CUSTOM_AARON)
 
     assert profile == DERIVED[("Aaron", "de-DE")]
-    assert profile != SYSTEM_VOICE_PROFILES["Aaron"]  # a custom "Aaron" is not the system one
+    assert profile != catalog.system_voice("Aaron").espeak  # a custom "Aaron" is not the system one
     result = engine.synthesize(sample_text("de-DE"), CUSTOM_AARON)
     assert rms(decode(result)) > 0.02
 

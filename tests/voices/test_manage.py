@@ -30,7 +30,7 @@ from dashboard.extensions import db
 from dashboard.models import Generation, MemberRole, Voice, VoiceCategory, VoiceVariant
 from dashboard.storage import LocalStorage, StorageUnavailable, custom_voice_key, get_storage
 from dashboard.tenancy.operator import operator_access
-from dashboard.voices import services
+from dashboard.voices import reference_audio, services
 from tests.conftest import BACKENDS, WEB_ROLE_BACKENDS, login
 from tests.factories import (
     detach,
@@ -304,14 +304,14 @@ def test_upload_corpus(app, client, world, tmp_path, case):
 
 def test_accepted_upload_is_streamed_to_a_temporary_file(app, client, world, tmp_path, monkeypatch):
     seen = {}
-    real = services.check_reference_audio
+    real = reference_audio.check_reference_audio
 
     def spy(stream, max_bytes):
         seen["type"] = type(stream).__name__
         seen["on_disk"] = getattr(stream, "_rolled", None)
         return real(stream, max_bytes)
 
-    monkeypatch.setattr(services, "check_reference_audio", spy)
+    monkeypatch.setattr(reference_audio, "check_reference_audio", spy)
     path = write(tmp_path, "speech.wav", audio_bytes(12, rate=44_100))  # ~1 MB
     assert upload(as_user(client, world), path).status_code == 303
     assert seen == {"type": "SpooledTemporaryFile", "on_disk": True}
@@ -963,7 +963,7 @@ def test_seed_demo_adds_custom_voices_with_audio_once(app, runner):
     for voice in voices.values():
         assert voice.variant is VoiceVariant.CUSTOM
         assert voice.audio_key == custom_voice_key(voice.org_id, voice.id)
-        assert services.MIN_REFERENCE_MS <= voice.audio_duration_ms <= 30_000
+        assert reference_audio.MIN_REFERENCE_MS <= voice.audio_duration_ms <= 30_000
         data = read_object(app, voice.audio_key)
         assert hashlib.sha256(data).hexdigest() == voice.audio_sha256
         assert len(data) == voice.audio_size and voice.audio_content_type == "audio/wav"
