@@ -142,7 +142,6 @@ def register_blueprints(app: Flask) -> None:
     from dashboard import analytics, auth, generations, health, history, members, orgs, voices
     from dashboard.analytics import routes as _analytics_views  # noqa: F401
     from dashboard.auth import routes as _auth_views  # noqa: F401
-    from dashboard.generations import detail as _detail_views  # noqa: F401
     from dashboard.generations import routes as _generation_views  # noqa: F401
     from dashboard.history import routes as _history_views  # noqa: F401
     from dashboard.members import routes as _member_views  # noqa: F401

@@ -31,7 +31,7 @@ from markupsafe import Markup
 from pygal.style import Style
 
 from dashboard import tenancy
-from dashboard.analytics.queries import Analytics, Share, minutes
+from dashboard.analytics.figures import Analytics, Share, minutes
 
 TOP_VOICES = 10
 TOP_MEMBERS = 10

@@ -15,7 +15,7 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 
-from dashboard.analytics.queries import Analytics
+from dashboard.analytics.figures import Analytics
 
 BOM = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -9,7 +9,8 @@ from __future__ import annotations
 from flask import Response, abort, g, request
 
 from dashboard import htmx
-from dashboard.analytics import bp, charts, export, queries
+from dashboard.analytics import bp, charts, export, periods, queries
+from dashboard.analytics.figures import Analytics
 from dashboard.generations.queries import usage
 from dashboard.models import utcnow
 from dashboard.storage.media import content_disposition
@@ -17,18 +18,17 @@ from dashboard.storage.media import content_disposition
 INDEX = "analytics/index.html"
 
 
-
 @bp.get("/", endpoint="index")
 def index():
     """Show KPIs and charts for the period; htmx gets only the results block."""
     today = utcnow().date()
-    context = {"org": g.org, "today": today, "presets": queries.PRESETS}
+    context = {"org": g.org, "today": today, "presets": periods.PRESETS}
     # The quota bar is outside the results block: only whole pages show it.
     with_usage = not htmx.wants_fragment() and g.org.monthly_character_limit is not None
     try:
-        period = queries.parse_period(request.args, today)
-    except queries.InvalidPeriod as exc:
-        fallback = queries.parse_period({}, today)
+        period = periods.parse_period(request.args, today)
+    except periods.InvalidPeriod as exc:
+        fallback = periods.parse_period({}, today)
         if with_usage:
             context["usage"] = usage(g.org)
         response = htmx.render_page(INDEX, "results", period=fallback, problem=str(exc), **context)
@@ -60,11 +60,11 @@ def export_voices():
     return _csv(export.voices_csv(data), export.filename(g.org.slug, "voices", data))
 
 
-def _data_or_400() -> queries.Analytics:
+def _data_or_400() -> Analytics:
     today = utcnow().date()
     try:
-        period = queries.parse_period(request.args, today)
-    except queries.InvalidPeriod as exc:
+        period = periods.parse_period(request.args, today)
+    except periods.InvalidPeriod as exc:
         abort(400, str(exc))
     return queries.analytics(g.org, period, today)
 

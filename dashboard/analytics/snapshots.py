@@ -5,7 +5,7 @@ with a constant number of grouped statements (four), whatever the number of orgs
 runs in whatever tenant scope the caller sets: `tenancy.all_tenants` (the snapshot
 command and the periodic task, on the operator role) or `tenancy.org_scope`. The
 analytics page computes today for its one org with the same grouped query and the
-same `Builder`, inside its single live statement (`queries.read_live`).
+same `Builder`, inside its single live statement (`live.read_live`).
 
 What the figures mean:
 
@@ -26,8 +26,8 @@ What the figures mean:
 
 `upsert_snapshots` writes one `AnalyticsSnapshot` per org and day with
 INSERT … ON CONFLICT (org_id, day) DO UPDATE, only for rows that are new or differ,
-and bumps `organizations.analytics_revision` of the orgs whose rows changed (the
-analytics page's cache key) in the same transaction.
+and, in the same transaction, invalidates the analytics page's cached figures of the
+orgs whose rows changed (`cache.invalidate_cached_figures`).
 """
 
 from __future__ import annotations
@@ -41,11 +41,12 @@ from typing import Any
 
 from flask import Flask, current_app
 from huey import Huey, crontab
-from sqlalchemy import ARRAY, Select, Uuid, any_, cast, func, select, update
+from sqlalchemy import ARRAY, Select, Uuid, any_, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from dashboard import tenancy
+from dashboard.analytics.cache import invalidate_cached_figures
 from dashboard.extensions import db
 from dashboard.models import (
     AnalyticsSnapshot,
@@ -258,7 +259,7 @@ def generation_groups(where: Select, start: dt.datetime, end: dt.datetime) -> Se
 
     `where` carries the org conditions (a `select()` with only a WHERE clause). Grouped
     first, then joined: voices and users are looked up once per group, not once per
-    generation. The analytics page embeds it for today (`queries.read_live`), so a
+    generation. The analytics page embeds it for today (`live.read_live`), so a
     page's today and a snapshot of the same day are the same query's figures.
     """
     grouped = where.add_columns(
@@ -410,9 +411,9 @@ def upsert_snapshots(
     `updated_at` moves), so a re-run reports them unchanged. New and changed rows go
     out in batches of INSERT … ON CONFLICT (org_id, day) DO UPDATE, which also settles
     a race with a concurrent snapshot of the same day. The orgs whose rows changed get
-    their `analytics_revision` bumped by one UPDATE per batch: the analytics page keys
-    its cache of past days by it, and committing both together means a page that sees
-    the new revision also sees the new rows.
+    the analytics page's cached figures invalidated by one UPDATE per batch
+    (`cache.invalidate_cached_figures` bumps their `analytics_revision`), committed
+    with the rows, so a page that sees the new revision also sees the new rows.
     """
     session = session or db.session
     report = UpsertReport()
@@ -421,20 +422,8 @@ def upsert_snapshots(
         batch_report, changed = _upsert_batch(session, day, items[start : start + UPSERT_BATCH])
         report += batch_report
         if changed:
-            bump_analytics_revision(changed, session=session)
+            invalidate_cached_figures(changed, session=session)
     return report
-
-
-def bump_analytics_revision(
-    org_ids: Collection[uuid.UUID], *, session: Session | None = None
-) -> None:
-    """Tell the analytics page's cache that these orgs' snapshots changed (execute only)."""
-    session = session or db.session
-    session.execute(
-        update(Organization)
-        .where(Organization.id.in_(sorted(org_ids)))
-        .values(analytics_revision=Organization.analytics_revision + 1)
-    )
 
 
 def _upsert_batch(

@@ -1,8 +1,8 @@
 """Speech generation: the generation page, the background job, one generation's pages.
 
 - `/o/<slug>/generate` (`generate` blueprint, routes.py): the form, quota, submit.
-- `/o/<slug>/generations/<id>/…` (`generations` blueprint): status widget, audio and
-  retry (routes.py), the detail page with its waveform player (detail.py).
+- `/o/<slug>/generations/<id>/…` (`generations` blueprint, routes.py): the detail page
+  with its waveform player, status widget, audio and retry.
 - jobs.py: what a worker does with a queued generation, and the reaper.
 """
 

@@ -1,4 +1,4 @@
-"""Read what the generation page needs: the voice picker and the month's usage."""
+"""Read what the generation pages need: the voice picker, the quota rule and usage, a detail."""
 
 from __future__ import annotations
 
@@ -6,10 +6,21 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, union_all
+from flask import abort
+from sqlalchemy import ColumnElement, func, select, union_all
 
 from dashboard.extensions import db
-from dashboard.models import Generation, GenerationStatus, Organization, Voice, VoiceVariant, utcnow
+from dashboard.formatting import relative_time
+from dashboard.generations.forms import PARAMETERS, Parameter
+from dashboard.models import (
+    Generation,
+    GenerationStatus,
+    Organization,
+    User,
+    Voice,
+    VoiceVariant,
+    utcnow,
+)
 
 # The picker lists this many of the org's own voices (newest first) plus every system
 # voice; a bigger library is searched in the voice library ("Use this voice").
@@ -91,17 +102,31 @@ def next_month(start: dt.datetime) -> dt.date:
     return (start + dt.timedelta(days=32)).replace(day=1).date()
 
 
+def counts_against_quota(org_id: uuid.UUID, since: dt.datetime) -> tuple[ColumnElement[bool], ...]:
+    """Return the criteria of the generations whose characters count against the quota.
+
+    The one definition (the generation page, the submit and retry checks and the
+    analytics quota bar all use it): every generation of the org created at or after
+    `since` (the month's start) that didn't fail, so queued and running ones count
+    already; a failed one is free. A deleted generation's row is gone, and with it
+    its characters.
+    """
+    return (
+        Generation.org_id == org_id,
+        Generation.created_at >= since,
+        Generation.status != GenerationStatus.FAILED,
+    )
+
+
 def characters_used(org_id: uuid.UUID, since: dt.datetime) -> int:
-    """Sum the characters of the org's generations since `since`; failed ones are free.
+    """Sum the characters that count against the org's quota since `since`.
 
     One range scan of the history index over the month's rows.
     """
     return int(
         db.session.scalar(
             select(func.coalesce(func.sum(Generation.character_count), 0)).where(
-                Generation.org_id == org_id,
-                Generation.created_at >= since,
-                Generation.status != GenerationStatus.FAILED,
+                *counts_against_quota(org_id, since)
             )
         )
         or 0
@@ -112,3 +137,61 @@ def usage(org: Organization, now: dt.datetime | None = None) -> Usage:
     """Return the org's usage this month (one query)."""
     start = month_start(now)
     return Usage(characters_used(org.id, start), org.monthly_character_limit, next_month(start))
+
+
+# ------------------------------------------------------------------ one generation
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterValue:
+    """One sampling parameter as the page shows it: the slider's label and the value used."""
+
+    parameter: Parameter
+    value: str
+    is_default: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationDetail:
+    """A generation with what its page shows beside it."""
+
+    generation: Generation
+    voice: Voice | None  # None once the voice is deleted: only the snapshot name is left
+    creator: User | None  # None once the account is deleted
+    parameters: list[ParameterValue]
+    created_ago: str
+
+
+def parameters_of(generation: Generation) -> list[ParameterValue]:
+    """Return the four parameters with the generate form's labels and formatted values."""
+    values = []
+    for parameter in PARAMETERS:
+        value = getattr(generation, parameter.name)
+        shown = f"{int(value):,}" if parameter.integer else f"{value:.2f}"
+        values.append(ParameterValue(parameter, shown, value == parameter.default))
+    return values
+
+
+def load_detail(generation_id: uuid.UUID) -> GenerationDetail:
+    """Load the generation (404 unless the org in scope owns it), its voice and creator.
+
+    One statement: the voice and the creator are outer-joined, so a deleted voice or
+    account is simply None. Both walls still apply to the voice (the tenant filter puts
+    its criteria in the join's ON clause; row-level security hides other orgs' rows).
+    """
+    try:
+        generation_id = uuid.UUID(str(generation_id))
+    except ValueError:
+        abort(404)
+    row = db.session.execute(
+        select(Generation, Voice, User)
+        .outerjoin(Voice, Voice.id == Generation.voice_id)
+        .outerjoin(User, User.id == Generation.created_by)
+        .where(Generation.id == generation_id)
+    ).one_or_none()
+    if row is None:
+        abort(404)
+    generation, voice, creator = row
+    return GenerationDetail(
+        generation, voice, creator, parameters_of(generation), relative_time(generation.created_at)
+    )

@@ -1,4 +1,4 @@
-"""The generation page, the status widget, generation audio and retry.
+"""The generation page, a generation's detail page, its status widget, audio and retry.
 
 Order of answers, as everywhere: an organisation the caller isn't in, or a generation
 or voice it can't see, is 404; then CSRF (400), then the form (422 with the errors
@@ -24,6 +24,7 @@ from dashboard.storage import get_storage
 from dashboard.storage.media import send_stored_object
 
 GENERATE_PAGE = "generations/generate.html"
+DETAIL_PAGE = "generations/detail.html"
 STATUS_PAGE = "generations/status.html"
 DOWNLOAD_NAME_WORDS = 8
 FINISHED = (GenerationStatus.SUCCEEDED, GenerationStatus.FAILED)
@@ -112,6 +113,12 @@ def generate_page(
     )
     response.status_code = status
     return response
+
+
+@bp.get("/<uuid:generation_id>", endpoint="detail")
+def show(generation_id: uuid.UUID):
+    """Show one generation: its player (or live status), text, voice, parameters, actions."""
+    return htmx.render_page(DETAIL_PAGE, org=g.org, detail=queries.load_detail(generation_id))
 
 
 @bp.get("/<uuid:generation_id>/status")

@@ -22,7 +22,10 @@ from flask import Flask
 from sqlalchemy import delete, select
 
 from dashboard import tenancy
-from dashboard.analytics import queries
+from dashboard.analytics import cache, periods, queries
+from dashboard.analytics.cache import invalidate_cached_figures
+from dashboard.analytics.figures import Analytics
+from dashboard.analytics.live import read_fingerprint, read_live
 from dashboard.analytics.snapshots import day_bounds, figures_for_day
 from dashboard.extensions import db
 from dashboard.generations.queries import month_start, usage
@@ -85,10 +88,10 @@ def load_org(org_id: uuid.UUID) -> Organization:
     return db.session.scalars(select(Organization).where(Organization.id == org_id)).one()
 
 
-def analytics_of(app: Flask, org_id: uuid.UUID, args: dict[str, str]) -> queries.Analytics:
+def analytics_of(app: Flask, org_id: uuid.UUID, args: dict[str, str]) -> Analytics:
     """Return the view's figures as the page computes them, in the org's scope."""
     with app.app_context(), tenancy.org_scope(org_id):
-        period = queries.parse_period(args, today())
+        period = periods.parse_period(args, today())
         return queries.analytics(load_org(org_id), period, today(), with_usage=True)
 
 
@@ -111,13 +114,13 @@ def revision(app: Flask, org_id: uuid.UUID) -> int:
 @pytest.mark.parametrize("args", VIEWS, ids=lambda a: "&".join(f"{k}={v}" for k, v in a.items()))
 def test_a_cached_view_equals_a_fresh_one(app, world, winter, count_queries, args):
     add_daily_snapshots(app, world, 3, 200)
-    queries.clear_cache()
+    cache.clear_cache()
     fresh = analytics_of(app, world["acme"], args)
     with count_queries() as seen:
         cached = analytics_of(app, world["acme"], args)
     assert not [s for s in seen if "analytics_snapshots" in s]  # served from the cache
     assert cached == fresh
-    queries.clear_cache()
+    cache.clear_cache()
     assert analytics_of(app, world["acme"], args) == fresh
 
 
@@ -145,7 +148,7 @@ SHOWN = [
 
 def cold(client, page_url: str) -> str:
     """GET `page_url` with every analytics cache emptied first: the figures from the rows."""
-    queries.clear_cache()
+    cache.clear_cache()
     return page_of(client, page_url)
 
 
@@ -179,7 +182,7 @@ def test_the_cached_page_is_the_fresh_page(app, as_member, world):
                 rows = csv_rows(body)[1:]
                 assert sum(int(r[2]) for r in rows) == int(figures["Generations"]), args
                 assert sum(int(r[4]) for r in rows) == int(figures["Characters"]), args
-    queries.clear_cache()
+    cache.clear_cache()
     for page_url, body in fresh.items():
         assert page_of(as_member, page_url) == body, page_url
     for page_url, body in fresh.items():
@@ -267,9 +270,33 @@ def test_only_orgs_whose_rows_changed_get_a_new_revision(app, runner, world):
     assert (revision(app, world["acme"]), revision(app, stable)) == (2, 1)
 
 
+@pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
+def test_a_snapshot_written_shows_once_its_writer_invalidates_the_cached_figures(
+    app, as_member, world
+):
+    """Whoever writes snapshots must call `invalidate_cached_figures` (the upsert does).
+
+    Until then the page serves the past it cached, in this process and any other; the
+    call, committed with the rows, makes the next page read them.
+    """
+    cache.clear_cache()
+    before = int(kpis(get(as_member, url(days="7")))["Generations"][0])
+    with app.app_context(), operator_access("test: a writer other than the upsert"):
+        narrator = str(world["narrator"])
+        by_voice = {narrator: tally(5, 50, 500, name="Narrator", variant="CUSTOM")}
+        add_snapshot(world["acme"], ago(3), by_voice=by_voice)  # the world has no today-3
+        db.session.commit()
+    assert int(kpis(get(as_member, url(days="7")))["Generations"][0]) == before
+    with app.app_context(), operator_access("test: a writer other than the upsert"):
+        invalidate_cached_figures([world["acme"]])
+        db.session.commit()
+    assert int(kpis(get(as_member, url(days="7")))["Generations"][0]) == before + 5
+    assert revision(app, world["acme"]) == 1 and revision(app, world["rival"]) == 0
+
+
 def test_names_are_current_even_when_the_past_is_cached(app, as_member, world):
     """Deleting a voice or leaving the org changes no snapshot, and shows at once."""
-    queries.clear_cache()
+    cache.clear_cache()
     page = get(as_member, url(days="7"))
     assert table_rows(page, "voices")[0] == ["Narrator", "Custom", "6", "360", "0.6"]
     with app.app_context(), operator_access("test setup"):
@@ -289,7 +316,7 @@ def test_names_are_current_even_when_the_past_is_cached(app, as_member, world):
         ["Zoë Member", "2", "100", "0.2"],
         ["Former members", "8", "450", "0.8"],  # Olive Owner, Lee Left and "former"
     ]
-    queries.clear_cache()
+    cache.clear_cache()
     assert page_of(as_member, url(days="7")) == page
 
 
@@ -302,7 +329,7 @@ def test_two_voice_keys_that_now_name_one_deleted_voice_count_once(app, world):
             by_voice={"deleted:Narrator": tally(4, 40, 400, name="Narrator", variant=None)},
         )
         db.session.commit()
-    queries.clear_cache()
+    cache.clear_cache()
     args = {"days": "7"}
     # Narrator, Aaron, Gone Voice and the other, deleted, Narrator.
     assert analytics_of(app, world["acme"], args).current.active_voices == 4
@@ -317,25 +344,25 @@ def test_two_voice_keys_that_now_name_one_deleted_voice_count_once(app, world):
         ("Aaron", 2, 100),
         ("Gone Voice (deleted)", 2, 90),
     ]
-    queries.clear_cache()
+    cache.clear_cache()
     assert analytics_of(app, world["acme"], args) == data
 
 
 def test_the_cache_is_bounded_by_entries_and_by_size(app, world, monkeypatch):
-    queries.clear_cache()
-    monkeypatch.setattr(queries, "CACHE_ENTRIES", 3)
+    cache.clear_cache()
+    monkeypatch.setattr(cache, "CACHE_ENTRIES", 3)
     for days in range(1, 8):
         analytics_of(app, world["acme"], {"days": str(days)})
-    assert len(queries._past_cache) == 3
-    monkeypatch.setattr(queries, "CACHE_WEIGHT", 1)
+    assert len(cache._past_cache) == 3
+    monkeypatch.setattr(cache, "CACHE_WEIGHT", 1)
     analytics_of(app, world["acme"], {"days": "30"})
-    assert len(queries._past_cache) == 1  # the newest entry stays, however big
-    (entry,) = queries._past_cache.values()
+    assert len(cache._past_cache) == 1  # the newest entry stays, however big
+    (entry,) = cache._past_cache.values()
     # Sums and keys, not the days' breakdowns.
     assert all(len(row) == 4 for row in entry.by_voice.values())
-    assert queries._past_weight == entry.weight
-    queries.clear_cache()
-    assert queries._past_weight == 0
+    assert cache._past_weight == entry.weight
+    cache.clear_cache()
+    assert cache._past_weight == 0
 
 
 # ------------------------------------------------------------------- live figures
@@ -346,11 +373,11 @@ def test_live_figures_of_one_org_equal_figures_for_day(app, studio):
     for org_id in (studio.acme, studio.globex, studio.initech):
         for day in (D - dt.timedelta(days=1), D, D + dt.timedelta(days=1)):
             with app.app_context(), tenancy.org_scope(org_id):
-                live = queries.read_live(org_id, day)
+                live = read_live(org_id, day)
                 expected = figures_for_day(day, [org_id])[org_id]
             assert live.today == dataclasses.replace(expected, custom_voices=0, members=0)
     with app.app_context(), tenancy.org_scope(studio.acme):
-        live = queries.read_live(studio.acme, D)
+        live = read_live(studio.acme, D)
     assert live.today == dataclasses.replace(
         expected_on_d(studio)[studio.acme], custom_voices=0, members=0
     )
@@ -369,7 +396,7 @@ def test_names_are_looked_up_for_the_given_ids_only_within_the_org(app, studio):
     voice_ids = {v: str(v) for v in (studio.narrator, studio.aaron, studio.globe, stranger)}
     member_ids = {u: str(u) for u in (studio.ada, studio.gus, stranger)}
     with app.app_context(), tenancy.org_scope(studio.acme):
-        live = queries.read_live(studio.acme, None, voice_ids=voice_ids, member_ids=member_ids)
+        live = read_live(studio.acme, None, voice_ids=voice_ids, member_ids=member_ids)
     assert live.today is None
     # Globex's voice and member are not acme's, whatever the caller asks for.
     assert live.voices == {
@@ -403,10 +430,10 @@ def test_the_months_usage_in_the_live_statement_is_usages_definition(app):
         db.session.commit()
         org_id = org.id
     with app.app_context(), tenancy.org_scope(org_id):
-        live = queries.read_live(org_id, today(), usage_since=start)
+        live = read_live(org_id, today(), usage_since=start)
         assert live.characters_this_month == usage(load_org(org_id)).used == 70
         data = queries.analytics(
-            load_org(org_id), queries.parse_period({}, today()), today(), with_usage=True
+            load_org(org_id), periods.parse_period({}, today()), today(), with_usage=True
         )
         assert data.usage == usage(load_org(org_id))
 
@@ -426,7 +453,7 @@ def test_the_view_runs_two_statements_cold_and_one_warm(app, as_member, world, w
     for args in VIEWS:
         for suffix, endpoint in endpoints.items():
             page = url(**args).replace("/analytics/", f"/analytics/{suffix}")
-            queries.clear_cache()
+            cache.clear_cache()
             with statements_in_view(app, endpoint) as cold:
                 body = page_of(as_member, page)
             with statements_in_view(app, endpoint) as warm:
@@ -461,7 +488,7 @@ def test_a_period_without_today_or_names_runs_nothing_warm(app, client):
 @pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
 def test_an_assembled_view_is_served_until_today_or_a_name_changes(app, as_member, world):
     """Warm: one small statement (the fingerprint). Anything live changing rebuilds it."""
-    queries.clear_cache()
+    cache.clear_cache()
     first = page_of(as_member, url(days="7"))
     with statements_in_view(app) as warm:
         assert page_of(as_member, url(days="7")) == first
@@ -492,18 +519,18 @@ def test_an_assembled_view_is_served_until_today_or_a_name_changes(app, as_membe
     page = page_of(as_member, url(days="7"))
     assert table_rows(page, "voices")[0][0] == "Narrator Prime"
     assert "Zoë Renamed" in [row[0] for row in table_rows(page, "members")]
-    queries.clear_cache()
+    cache.clear_cache()
     assert page_of(as_member, url(days="7")) == page
 
 
 def test_the_fingerprint_names_the_org_it_reads(app, world):
     """Another org's generations, voices and members don't move this org's fingerprint."""
     with app.app_context(), tenancy.org_scope(world["acme"]):
-        before = queries.read_fingerprint(world["acme"], today())
+        before = read_fingerprint(world["acme"], today())
     with app.app_context(), operator_access("test setup"):
         rival = load_org(world["rival"])
         make_generation(rival, make_voice(rival, name="Rival New"))
         make_membership(make_user(email="new@rival.example"), rival)
         db.session.commit()
     with app.app_context(), tenancy.org_scope(world["acme"]):
-        assert queries.read_fingerprint(world["acme"], today()) == before
+        assert read_fingerprint(world["acme"], today()) == before

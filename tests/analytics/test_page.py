@@ -20,7 +20,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import event, insert
 
-from dashboard.analytics import charts, queries
+from dashboard.analytics import charts, figures, past, periods
 from dashboard.extensions import db
 from dashboard.models import (
     AnalyticsSnapshot,
@@ -265,12 +265,12 @@ def test_every_role_sees_kpis_and_changes_against_the_previous_period(client, wo
 
 
 def test_changes_say_down_new_and_no_change():
-    assert queries.Change(1, 2).text == "▼ 50 %"
-    assert queries.Change(5, 0).text == "new"
-    assert queries.Change(0, 0).text == "no change"
-    assert queries.Change(3, 3).text == "no change"
-    assert queries.Change(1001, 1000).text == "▲ <1 %"
-    assert queries.Change(0, 4).words == "down 100 % from the previous period"
+    assert figures.Change(1, 2).text == "▼ 50 %"
+    assert figures.Change(5, 0).text == "new"
+    assert figures.Change(0, 0).text == "no change"
+    assert figures.Change(3, 3).text == "no change"
+    assert figures.Change(1001, 1000).text == "▲ <1 %"
+    assert figures.Change(0, 4).words == "down 100 % from the previous period"
 
 
 def test_missing_snapshots_count_as_zero_and_are_pointed_out(as_member):
@@ -411,8 +411,8 @@ def test_days_are_the_default_grouping_for_a_month_and_weeks_for_a_quarter(as_me
 
 def test_period_parsing():
     day = dt.date(2026, 3, 10)
-    assert queries.parse_period({}, day) == queries.Period(dt.date(2026, 2, 9), day, "day", 30)
-    period = queries.parse_period({"days": "90", "by": "month"}, day)
+    assert periods.parse_period({}, day) == periods.Period(dt.date(2026, 2, 9), day, "day", 30)
+    period = periods.parse_period({"days": "90", "by": "month"}, day)
     assert (period.start, period.grouping, period.grouping_chosen) == (
         dt.date(2025, 12, 11),
         "month",
@@ -426,7 +426,7 @@ def test_period_parsing():
         (dt.date(2026, 3, 1), dt.date(2026, 3, 10)),
     ]
     assert period.previous == (dt.date(2025, 9, 12), dt.date(2025, 12, 10))
-    custom = queries.parse_period({"from": "2026-03-01", "to": "2026-03-10", "days": "7"}, day)
+    custom = periods.parse_period({"from": "2026-03-01", "to": "2026-03-10", "days": "7"}, day)
     assert (custom.preset, custom.days, custom.args()) == (
         None,
         10,
@@ -713,9 +713,9 @@ def test_breakdowns_add_up_alike_on_the_fast_and_the_exact_path():
     ]
     known = {"a": 1}
     rename = lambda key, _tally: "other"  # noqa: E731
-    expected = queries._sum_exactly(days, known, rename)
+    expected = past._sum_exactly(days, known, rename)
     assert expected == {"a": [6, 1, 31, 307], "other": [3, 4, 7, 2]}
-    assert queries._sum_tallies(days, known, rename) == expected
-    assert list(queries._sum_tallies(days, known, rename)) == ["a", "other"]
+    assert past._sum_tallies(days, known, rename) == expected
+    assert list(past._sum_tallies(days, known, rename)) == ["a", "other"]
     nulls = [*days, {"a": {**tally(1, 1, 1), "failed": None}}]
-    assert queries._sum_tallies(nulls) == queries._sum_exactly(nulls, None, None)
+    assert past._sum_tallies(nulls) == past._sum_exactly(nulls, None, None)
