@@ -39,7 +39,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from huey import Huey, crontab
 from sqlalchemy import ARRAY, Select, Uuid, any_, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -60,7 +60,7 @@ from dashboard.models import (
     new_id,
     utcnow,
 )
-from dashboard.tenancy.operator import operator_engine
+from dashboard.tenancy.operator import worker_session
 
 log = logging.getLogger(__name__)
 
@@ -489,27 +489,12 @@ def snapshot_day(
 def snapshot_from_worker(day: dt.date | None = None) -> UpsertReport:
     """Snapshot `day` (default: yesterday, UTC) for every organisation, in a worker process.
 
-    The periodic task's body. Like the reaper, it spans organisations on the operator
-    role's own session (`OPERATOR_DATABASE_URL`) when one is configured, never by
-    swapping the app's engine under the worker's threads; else on `db.session`.
-    Commits.
+    The periodic task's body; like the reaper it spans organisations through
+    `tenancy.operator.worker_session`, which commits.
     """
     day = day or yesterday()
-    url = current_app.config.get("OPERATOR_DATABASE_URL")
-    with tenancy.all_tenants("analytics: daily snapshot of every organisation"):
-        if url:
-            with Session(operator_engine(url)) as session:
-                _, report = snapshot_day(day, session=session)
-                session.commit()
-        else:
-            try:
-                _, report = snapshot_day(day)
-                db.session.commit()
-            except BaseException:
-                db.session.rollback()
-                raise
-            finally:
-                db.session.remove()
+    with worker_session("analytics: daily snapshot of every organisation") as session:
+        _, report = snapshot_day(day, session=session)
     log.info("analytics snapshot of %s: %s", day, report.summary())
     return report
 
