@@ -21,7 +21,8 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import defer
 
-from dashboard.history.queries import InvalidCursor, decode_cursor, encode_cursor
+from dashboard.history.queries import decode_cursor, encode_cursor
+from dashboard.keyset import InvalidCursor
 from dashboard.models import Generation, Organization
 
 PAGE_SIZE = 50

@@ -6,7 +6,7 @@ starts strictly after the last row shown, so it costs one range scan of
 pick) however deep it goes, and never skips or repeats rows that share a timestamp —
 the id breaks the tie. There is no COUNT(*) and no OFFSET anywhere here: both cost a
 scan of everything before the page, and history is the table that grows without bound.
-The cursor is opaque to clients (URL-safe base64 of JSON) and checked strictly.
+The cursor is a `dashboard.keyset` one (opaque to clients, checked strictly).
 
 Every statement names `Generation.org_id == org_id` itself, although the tenant filter
 adds the same condition, so PostgreSQL sees an equality on the leading index column.
@@ -14,23 +14,21 @@ adds the same condition, so PostgreSQL sees an equality on the leading index col
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import datetime as dt
 import functools
-import json
 import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Select, bindparam, cast, func, literal, null, select, tuple_, union_all
 from sqlalchemy.orm import defer
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE
 
+from dashboard import keyset
 from dashboard.database import loose_scan, numbered
 from dashboard.extensions import db
 from dashboard.models import Generation, GenerationStatus, Voice, VoiceVariant
@@ -50,13 +48,12 @@ VOICE_OPTIONS_CAP = 100
 # The "Deleted voices" options list at most this many snapshot names.
 DELETED_VOICES_CAP = 200
 DELETED_PREFIX = "deleted:"
-CURSOR_MAX = 200
 STATUS_VALUES = frozenset(s.value for s in GenerationStatus)
+# The status filter's options: (value, label).
+STATUS_CHOICES = tuple((s.value, s.value.capitalize()) for s in GenerationStatus)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-class InvalidCursor(ValueError):
-    """An "older" cursor that this code didn't make."""
+# The "Older" link's cursors: the last row's (created_at, id).
+CURSORS = keyset.Keyset("Older", {None: (keyset.TIMESTAMP, keyset.ROW_ID)})
 
 
 # ------------------------------------------------------------------------ filters
@@ -81,6 +78,8 @@ class HistoryFilters:
     raw_from: str = ""
     raw_to: str = ""
     problem: str | None = None
+    # The longest text search kept (the search field's maxlength too).
+    query_max: ClassVar[int] = QUERY_MAX
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> HistoryFilters:
@@ -208,31 +207,13 @@ class Cursor:
 
 def encode_cursor(generation: Generation) -> str:
     """Return the opaque cursor for "the generations older than `generation`"."""
-    key = [generation.created_at.astimezone(dt.UTC).isoformat(), generation.id.hex]
-    raw = json.dumps({"k": key}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return CURSORS.encode((generation.created_at, generation.id))
 
 
 def decode_cursor(token: str | None) -> Cursor | None:
-    """Return the cursor in `token` (None when there is none) or raise InvalidCursor."""
-    if not token:
-        return None
-    try:
-        if len(token) > CURSOR_MAX:
-            raise ValueError("cursor too long")
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-        if not isinstance(data, dict) or set(data) != {"k"}:
-            raise ValueError("unexpected cursor fields")
-        when_text, id_hex = data["k"]
-        if not isinstance(when_text, str) or not isinstance(id_hex, str) or len(id_hex) != 32:
-            raise TypeError("cursor values must be a timestamp and a 32-digit hex id")
-        when = dt.datetime.fromisoformat(when_text)
-        if when.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return Cursor(when.astimezone(dt.UTC), uuid.UUID(hex=id_hex))
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
-        raise InvalidCursor("This “Older” link is damaged.") from exc
+    """Return the cursor in `token` (None when there is none) or raise keyset.InvalidCursor."""
+    key = CURSORS.decode(token)
+    return None if key is None else Cursor(*key)
 
 
 # ------------------------------------------------------------------------- listing
@@ -355,6 +336,11 @@ class VoiceOptions:
     ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
     # More custom voices exist than the list shows (VOICE_OPTIONS_CAP).
     custom_capped: bool = False
+
+    @property
+    def deleted_choices(self) -> list[tuple[str, str]]:
+        """Return the "Deleted voices" options: (the voice filter's value, the name)."""
+        return [(DELETED_PREFIX + name, name) for name in self.deleted]
 
 
 def voice_options(org_id: uuid.UUID, selected: uuid.UUID | None = None) -> VoiceOptions:

@@ -27,12 +27,12 @@ from flask import (
     url_for,
 )
 
-from dashboard import htmx, tenancy
+from dashboard import htmx, keyset, tenancy
 from dashboard.extensions import db
 from dashboard.history import bp, queries, services
 from dashboard.history.forms import BulkForm, DeleteGenerationForm
 from dashboard.history.queries import HistoryFilters, Selection
-from dashboard.models import Generation, GenerationStatus, utcnow
+from dashboard.models import Generation, utcnow
 from dashboard.storage import StorageError, get_storage
 from dashboard.storage.media import content_disposition
 
@@ -46,7 +46,6 @@ NOTHING_SELECTED = (
 )
 
 
-
 @bp.get("/", endpoint="index")
 def index():
     """List the org's generations, newest first, 50 at a time, filtered by the query string.
@@ -57,7 +56,7 @@ def index():
     filters = HistoryFilters.from_args(request.args)
     try:
         after = queries.decode_cursor(request.args.get("after"))
-    except queries.InvalidCursor as exc:
+    except keyset.InvalidCursor as exc:
         abort(400, f"{exc} Start again from the newest generations.")
     if filters.problem:
         return listing(filters, None, status=400)
@@ -118,7 +117,7 @@ def listing(
         "filters": filters,
         "page": page,
         "notice": notice,
-        "statuses": list(GenerationStatus),
+        "status_choices": queries.STATUS_CHOICES,
         "upto": utcnow().isoformat(),
     }
     if not htmx.wants_fragment():

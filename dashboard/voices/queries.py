@@ -6,8 +6,8 @@ full, both narrowed by the same search and filters.
 Paging is keyset ("seek") paging: the next page starts strictly after the last row
 shown, on `(name, id)` for the name order and `(created_at, id)` for newest first, so
 it costs one index range scan however deep it goes (no OFFSET) and never skips or
-repeats a row when several share a timestamp (the id breaks the tie). The cursor is
-opaque to clients (URL-safe base64 of JSON) and checked strictly when it comes back.
+repeats a row when several share a timestamp (the id breaks the tie). The cursor is a
+`dashboard.keyset` one (opaque to clients, checked strictly when it comes back).
 A continuation page (`?after=`) lists only custom voices; the 20 system voices are on
 the first page. "Your voices" shows a count, capped at COUNT_CAP, and only queried
 when the list doesn't fit on one page.
@@ -23,16 +23,12 @@ with name matches ranked above description matches.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
 import enum
 import functools
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     Integer,
@@ -51,9 +47,11 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE
 
+from dashboard import keyset
 from dashboard.database import loose_scan, numbered
 from dashboard.extensions import db
 from dashboard.models import Voice, VoiceCategory, VoiceVariant
+from dashboard.models.voices import NAME_MAX
 from dashboard.voices.languages import language_label
 
 PAGE_SIZE = 24
@@ -63,6 +61,8 @@ BEST_MATCHES = 50
 COUNT_CAP = 1000
 QUERY_MAX = 100
 CATEGORY_VALUES = frozenset(c.value for c in VoiceCategory)
+# The category filter's options: (value, label).
+CATEGORY_CHOICES = tuple((c.value, c.label) for c in VoiceCategory)
 
 
 class Order(enum.StrEnum):
@@ -78,10 +78,14 @@ SORT_CHOICES = (
     (Order.NAME.value, "Name (A–Z)"),
     (Order.NEWEST.value, "Newest"),
 )
-
-
-class InvalidCursor(ValueError):
-    """A "load more" cursor that this code didn't make, or made for another order."""
+# The "Load more" link's cursors: the last row's key in the order it was listed in.
+CURSORS = keyset.Keyset(
+    "Load more",
+    {
+        Order.NAME: (keyset.text(NAME_MAX), keyset.ROW_ID),
+        Order.NEWEST: (keyset.TIMESTAMP, keyset.ROW_ID),
+    },
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,8 @@ class LibraryFilters:
     category: VoiceCategory | None = None
     language: str | None = None
     sort: str = ""
+    # The longest search kept (the search field's maxlength too).
+    query_max: ClassVar[int] = QUERY_MAX
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> LibraryFilters:
@@ -180,41 +186,14 @@ def get_system_voice(voice_id: uuid.UUID) -> Voice | None:
 
 def encode_cursor(order: Order, voice: Voice) -> str:
     """Return the opaque cursor for "the rows after `voice`" in `order`."""
-    if order is Order.NAME:
-        key: list[str] = [voice.name, voice.id.hex]
-    elif order is Order.NEWEST:
-        key = [voice.created_at.astimezone(dt.UTC).isoformat(), voice.id.hex]
-    else:
-        raise ValueError(f"{order} order has no cursor")
-    raw = json.dumps({"o": order.value, "k": key}, separators=(",", ":"), ensure_ascii=False)
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    value = voice.name if order is Order.NAME else voice.created_at
+    return CURSORS.encode((value, voice.id), order)
 
 
 def decode_cursor(token: str | None, order: Order) -> Cursor | None:
-    """Return the cursor in `token` (None when there is none) or raise InvalidCursor."""
-    if not token:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-        kind, (value, id_hex) = Order(data["o"]), data["k"]
-        if not isinstance(value, str) or not isinstance(id_hex, str):
-            raise TypeError("cursor values must be strings")
-        voice_id = uuid.UUID(hex=id_hex)
-        if kind is Order.NEWEST:
-            when = dt.datetime.fromisoformat(value)
-            if when.tzinfo is None:
-                raise ValueError("naive timestamp")
-            key: tuple[Any, uuid.UUID] = (when.astimezone(dt.UTC), voice_id)
-        elif kind is Order.NAME and 1 <= len(value) <= 100:
-            key = (value, voice_id)
-        else:
-            raise ValueError("no key for this order")
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
-        raise InvalidCursor("This “Load more” link is damaged.") from exc
-    if kind is not order:
-        raise InvalidCursor("This “Load more” link belongs to another sort order.")
-    return Cursor(kind, key)
+    """Return the cursor in `token` (None when there is none) or raise keyset.InvalidCursor."""
+    key = CURSORS.decode(token, order)
+    return None if key is None else Cursor(order, key)
 
 
 # ------------------------------------------------------------------ search & order

@@ -7,9 +7,9 @@ import uuid
 from flask import abort, current_app, g, redirect, request
 from werkzeug.wrappers import Response
 
-from dashboard import htmx, tenancy
+from dashboard import htmx, keyset, tenancy
 from dashboard.extensions import db
-from dashboard.models import Voice, VoiceCategory
+from dashboard.models import Voice
 from dashboard.storage import S3Storage, StorageError, get_storage
 from dashboard.storage.media import send_stored_object
 from dashboard.voices import bp, library_bp, queries
@@ -45,7 +45,7 @@ def browse():
     filters = queries.LibraryFilters.from_args(request.args)
     try:
         after = queries.decode_cursor(request.args.get("after"), filters.order)
-    except queries.InvalidCursor as exc:
+    except keyset.InvalidCursor as exc:
         abort(400, f"{exc} Start again from the first page of the voice library.")
     whole_page = after is None or not htmx.wants_fragment()
     page = queries.custom_voices_page(g.org.id, filters, after, with_system=whole_page)
@@ -53,7 +53,7 @@ def browse():
     if whole_page:
         context.update(
             library=queries.library(g.org.id, filters, page),
-            categories=list(VoiceCategory),
+            category_choices=queries.CATEGORY_CHOICES,
             sort_choices=queries.SORT_CHOICES,
         )
     return htmx.render_page(LIBRARY, "custom_page" if after else "results", **context)

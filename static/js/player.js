@@ -1,4 +1,4 @@
-// The generation player (templates/macros/player.html documents the markup). Without
+// The generation player (templates/generations/macros.html documents the markup). Without
 // this file the native <audio controls> under the waveform plays the audio; with it, the
 // native controls hide and the custom ones take over: play/pause, ±10 s, the readout,
 // and the waveform as a seek slider that colours the played part.

@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, text
 
-from dashboard import create_app
+from dashboard import create_app, keyset
 from dashboard.extensions import db
 from dashboard.models import MemberRole, Voice, VoiceCategory, VoiceVariant
 from dashboard.storage import custom_voice_key, get_storage, system_voice_key
@@ -463,6 +463,35 @@ def test_tampered_cursor_is_400_with_a_message(as_member, sort, after):
     assert "“Load more” link" in body and "Start again from the first page" in body
     fragment = as_member.get(library_url(sort=sort, after=after), headers=HX)
     assert fragment.status_code == 400 and "<html" not in fragment.get_data(as_text=True)
+
+
+NAME_CURSOR = cursor({"o": "name", "k": ["Voice", GOOD_ID]})
+
+
+# Tokens the library used to follow (or answer 500 to, the nesting) and the history page
+# refused: both read cursors through dashboard.keyset now, so both refuse them alike.
+@pytest.mark.parametrize(
+    "after",
+    [
+        pytest.param(NAME_CURSOR + "A" * keyset.CURSOR_MAX, id="too long"),
+        pytest.param(cursor(b"[" * 5000), id="deep nesting"),
+        pytest.param(cursor({"o": "name", "k": ["Voice", GOOD_ID], "x": 1}), id="extra field"),
+        pytest.param(cursor({"o": "name", "k": ["Voice", str(uuid.UUID(GOOD_ID))]}), id="hyphens"),
+        pytest.param(cursor({"o": "name", "k": ["Voice", "{" + GOOD_ID + "}"]}), id="braces"),
+        pytest.param(NAME_CURSOR + "=", id="padding"),
+        pytest.param(NAME_CURSOR.replace("-", "+").replace("_", "/") + "+", id="not url-safe"),
+    ],
+)
+def test_library_refuses_a_tampered_cursor_as_history_does(as_member, after):
+    page = as_member.get(library_url(sort="name", after=after))
+    assert page.status_code == 400
+    assert (
+        "This “Load more” link is damaged. Start again from the first page of the voice library."
+        in page.get_data(as_text=True)
+    )
+    fragment = as_member.get(library_url(sort="name", after=after), headers=HX)
+    assert fragment.status_code == 400 and "<html" not in fragment.get_data(as_text=True)
+    assert "This “Load more” link is damaged." in fragment.get_data(as_text=True)
 
 
 def test_cursor_round_trips_names_and_aware_timestamps():
