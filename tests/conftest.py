@@ -19,17 +19,14 @@ from sqlalchemy import create_engine, event, text
 from dashboard import create_app
 from dashboard.extensions import db
 from tests import pg_roles
-from tests.databases import (  # noqa: F401  (tests still import these from here)
-    BACKENDS,
+from tests.databases import (
     PG_SKIP_REASON,
     PG_URL,
-    WEB_ROLE_BACKENDS,
     make_config,
     pg_url,
-    private_schema_app,
     truncate_all,
 )
-from tests.http import login  # noqa: F401
+from tests.s3server import start_moto_server, use_s3
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -110,23 +107,13 @@ def app(
 def storage_down(app: Flask) -> str:
     """Point the app's storage at an S3 endpoint nobody listens on; return its URL."""
     endpoint = "http://127.0.0.1:9"
-    app.config.update(
-        STORAGE_BACKEND="s3",
-        S3_BUCKET="voices",
-        S3_ENDPOINT_URL=endpoint,
-        S3_REGION="us-east-1",
-        S3_ACCESS_KEY_ID="k",
-        S3_SECRET_ACCESS_KEY="s",
-    )
-    app.extensions["voxboard.storage"] = None  # rebuilt from the new settings on next use
+    use_s3(app, endpoint)
     return endpoint
 
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """Serve moto's S3 over real HTTP on loopback for the whole session."""
-    from tests.s3server import start_moto_server
-
     with start_moto_server() as endpoint:
         yield endpoint
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from werkzeug.test import stream_encode_multipart
+
 from dashboard.auth import login_sessions
 from dashboard.extensions import db
 
@@ -22,3 +26,19 @@ def login(client, user) -> str:
         session["_user_id"] = login_id
         session["_fresh"] = True
     return login_id
+
+
+def post_multipart(client, url: str, data: dict[str, Any], headers: dict[str, str] | None = None):
+    """POST `data` as a browser posts a form with a file.
+
+    Encoded in memory: the test client would spool big bodies to a temporary file that
+    nothing closes (a ResourceWarning, which this suite turns into an error).
+    """
+    body, length, boundary = stream_encode_multipart(data, use_tempfile=False)
+    return client.post(
+        url,
+        input_stream=body,
+        content_length=length,
+        content_type=f'multipart/form-data; boundary="{boundary}"',
+        headers=headers or {},
+    )

@@ -24,7 +24,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from flask import Flask
 from moto.server import ThreadedMotoServer
+
+from dashboard import storage
 
 FAKE_KEY_ID = "testing"
 FAKE_SECRET = "testing"
@@ -83,3 +86,18 @@ def make_bucket(endpoint_url: str) -> str:
     name = f"voxboard-test-{uuid.uuid4().hex[:20]}"
     s3_client(endpoint_url).create_bucket(Bucket=name)
     return name
+
+
+def use_s3(app: Flask, endpoint: str, **settings: Any) -> None:
+    """Point the app's storage at an S3 ``endpoint``; it is rebuilt on next use."""
+    app.config.update(
+        STORAGE_BACKEND="s3",
+        S3_BUCKET="voices",
+        S3_ENDPOINT_URL=endpoint,
+        S3_REGION="us-east-1",
+        S3_ACCESS_KEY_ID="k",
+        S3_SECRET_ACCESS_KEY="s",
+        S3_ADDRESSING_STYLE="path",
+        **settings,
+    )
+    app.extensions[storage.EXTENSION_KEY] = None

@@ -39,16 +39,7 @@ from dashboard.members.services import hash_token
 from dashboard.models import GenerationStatus, Invitation, MemberRole, Organization, Voice
 from dashboard.storage import custom_voice_key, get_storage, system_voice_key
 from dashboard.tenancy.operator import operator_access
-from tests.factories import (
-    detach,
-    finish_generation,
-    make_generation,
-    make_membership,
-    make_org,
-    make_user,
-    make_voice,
-    speech_sample,
-)
+from tests import factories
 
 ROLES = (MemberRole.OWNER, MemberRole.ADMIN, MemberRole.MEMBER)
 _seq = itertools.count(1)
@@ -138,20 +129,26 @@ class World:
 
 def _make_org(label: str, secret: str, system: Voice) -> tuple[Org, Organization, list[Any]]:
     """Make one org of the world (inside an operator block); return it, its row, its rows."""
-    org = make_org(slug=f"matrix-{label}", name=f"Org {label.upper()} {secret}org")
+    org = factories.make_org(slug=f"matrix-{label}", name=f"Org {label.upper()} {secret}org")
     users, memberships = {}, {}
     for role in ROLES:
-        users[role] = make_user(
+        users[role] = factories.make_user(
             email=f"{role.value}-{secret}@{label}.example",
             display_name=f"{role.value.title()} {secret}{role.value}",
         )
-        memberships[role] = make_membership(users[role], org, role)
-    voice = make_voice(org, name=f"Voice {secret}voice", description=f"Tells {secret}tales")
-    store_voice_audio(voice, custom_voice_key(org.id, voice.id), *speech_sample(f"{label} voice"))
+        memberships[role] = factories.make_membership(users[role], org, role)
+    voice = factories.make_voice(
+        org, name=f"Voice {secret}voice", description=f"Tells {secret}tales"
+    )
+    store_voice_audio(
+        voice, custom_voice_key(org.id, voice.id), *factories.speech_sample(f"{label} voice")
+    )
     yesterday = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
-    finished = make_generation(org, voice, text=f"Said by {secret}said", created_at=yesterday)
-    finish_generation(finished, get_storage())
-    failed = make_generation(
+    finished = factories.make_generation(
+        org, voice, text=f"Said by {secret}said", created_at=yesterday
+    )
+    factories.finish_generation(finished, get_storage())
+    failed = factories.make_generation(
         org,
         system,
         text=f"Failed {secret}failed",
@@ -160,7 +157,9 @@ def _make_org(label: str, secret: str, system: Voice) -> tuple[Org, Organization
         attempts=1,
         created_at=yesterday,
     )
-    invitee = make_user(email=f"invitee-{secret}@{label}.example", display_name=f"{secret}invitee")
+    invitee = factories.make_user(
+        email=f"invitee-{secret}@{label}.example", display_name=f"{secret}invitee"
+    )
     token = secrets.token_urlsafe(16)
     invitation = Invitation(
         org_id=org.id,
@@ -207,22 +206,24 @@ def _make_org(label: str, secret: str, system: Voice) -> tuple[Org, Organization
 def build_world(app: Flask, owner_engine: Engine) -> World:
     """Fill the app's empty database with orgs A and B (see the module docstring)."""
     with app.app_context(), operator_access("tenant matrix: the world spans orgs"):
-        system = make_voice(None, name="Aaron")
-        store_voice_audio(system, system_voice_key(system.id), *speech_sample("system voice"))
+        system = factories.make_voice(None, name="Aaron")
+        store_voice_audio(
+            system, system_voice_key(system.id), *factories.speech_sample("system voice")
+        )
         a, a_org, _ = _make_org("a", "alpha", system)
         b, b_org, b_rows = _make_org("b", "bravo", system)
-        dual = make_user(email="dual@both.example", display_name="Dual Member")
-        make_membership(dual, a_org, MemberRole.OWNER)
-        dual_b = make_membership(dual, b_org, MemberRole.ADMIN)
+        dual = factories.make_user(email="dual@both.example", display_name="Dual Member")
+        factories.make_membership(dual, a_org, MemberRole.OWNER)
+        dual_b = factories.make_membership(dual, b_org, MemberRole.ADMIN)
         b.objects["membership"].append(dual_b.id)
         # Yesterday's figures, as the nightly job leaves them: B's voice names are in them.
         snapshot_day((dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date())
         db.session.commit()
         b_ids = {row.id.hex for row in b_rows} | {dual_b.id.hex}
         for org in (a, b):
-            org.users = {role: detach(user) for role, user in org.users.items()}
-            org.invitee = detach(org.invitee)
-        world = World(app, owner_engine, a, b, detach(dual), system.id, frozenset(b_ids))
+            org.users = {role: factories.detach(user) for role, user in org.users.items()}
+            org.invitee = factories.detach(org.invitee)
+        world = World(app, owner_engine, a, b, factories.detach(dual), system.id, frozenset(b_ids))
     return world
 
 
@@ -361,3 +362,14 @@ def recording_reads() -> Iterator[set[tuple[str, str, str]]]:
         yield reads
     finally:
         _reads.reset(token)
+
+
+# URL argument → the kind of object whose id it is (keys of `Org.objects`); the CSRF
+# suite reads this too, to build URLs for every write.
+OBJECT_ARGS = {
+    "voice_id": "voice",
+    "generation_id": "generation",
+    "membership_id": "membership",
+    "member_id": "membership",
+    "invitation_id": "invitation",
+}

@@ -39,31 +39,25 @@ from dashboard.models import (
     utcnow,
 )
 from dashboard.tenancy.operator import operator_access
-from tests.analytics import test_page as test_analytics_page
-from tests.analytics import test_snapshots as test_analytics_snapshots
-from tests.analytics.test_page import (
-    HX,
+from tests import factories
+from tests.analytics.helpers import (
     WINTER,
+    D,
     add_daily_snapshots,
     add_generations_today,
     add_snapshot,
     ago,
+    expected_on_d,
     get,
     kpis,
     statements_in_view,
     table_rows,
     tally,
+    today,
     url,
 )
-from tests.analytics.test_snapshots import D, expected_on_d
-from tests.conftest import BACKENDS, WEB_ROLE_BACKENDS, login
-from tests.factories import make_generation, make_membership, make_org, make_user, make_voice
-
-# The page's and the snapshots' fixtures, shared.
-world = test_analytics_page.world
-winter = test_analytics_page.winter
-as_member = test_analytics_page.as_member
-studio = test_analytics_snapshots.studio
+from tests.databases import BACKENDS, WEB_ROLE_BACKENDS
+from tests.http import HX, login
 
 EVERY_BACKEND = [
     "sqlite",
@@ -78,10 +72,6 @@ VIEWS = [
     {"days": "365", "by": "week"},
     WINTER,
 ]
-
-
-def today() -> dt.date:
-    return utcnow().date()
 
 
 def load_org(org_id: uuid.UUID) -> Organization:
@@ -196,11 +186,11 @@ def test_the_cached_page_is_the_fresh_page(app, as_member, world):
 def test_a_snapshot_that_changes_a_row_bumps_the_revision_and_shows_at_once(app, client, runner):
     yesterday = today() - dt.timedelta(days=1)
     with app.app_context(), operator_access("test setup"):
-        org = make_org(slug="acme", created_at=utcnow() - dt.timedelta(days=30))
-        user = make_user(display_name="Ada")
-        make_membership(user, org)
-        voice = make_voice(org, name="Narrator")
-        make_generation(
+        org = factories.make_org(slug="acme", created_at=utcnow() - dt.timedelta(days=30))
+        user = factories.make_user(display_name="Ada")
+        factories.make_membership(user, org)
+        voice = factories.make_voice(org, name="Narrator")
+        factories.make_generation(
             org,
             voice,
             text="Yesterday, one.",
@@ -228,7 +218,7 @@ def test_a_snapshot_that_changes_a_row_bumps_the_revision_and_shows_at_once(app,
     # A generation that finished late: the re-run updates the row, the page shows it.
     with app.app_context(), operator_access("test setup"):
         org, voice = load_org(ids["org"]), db.session.get(Voice, ids["voice"])
-        make_generation(
+        factories.make_generation(
             org,
             voice,
             text="Yesterday, two.",
@@ -250,7 +240,7 @@ def test_only_orgs_whose_rows_changed_get_a_new_revision(app, runner, world):
     yesterday = today() - dt.timedelta(days=1)
     snapshot = ["analytics", "snapshot", "--date", yesterday.isoformat()]
     with app.app_context(), operator_access("test setup"):
-        stable = make_org(slug="stable", created_at=utcnow() - dt.timedelta(days=30)).id
+        stable = factories.make_org(slug="stable", created_at=utcnow() - dt.timedelta(days=30)).id
         db.session.commit()
     assert runner.invoke(args=snapshot).exit_code == 0
     # acme's stored row for yesterday differed, stable had none; rival was created today.
@@ -258,7 +248,7 @@ def test_only_orgs_whose_rows_changed_get_a_new_revision(app, runner, world):
     assert revisions == {"acme": 1, "rival": 0} and revision(app, stable) == 1
     with app.app_context(), operator_access("test setup"):
         acme = load_org(world["acme"])
-        make_generation(
+        factories.make_generation(
             acme,
             db.session.get(Voice, world["narrator"]),
             created_at=day_bounds(yesterday)[0],
@@ -410,9 +400,9 @@ def test_names_are_looked_up_for_the_given_ids_only_within_the_org(app, studio):
 def test_the_months_usage_in_the_live_statement_is_usages_definition(app):
     start = month_start()
     with app.app_context(), operator_access("test setup"):
-        org = make_org(slug="acme", monthly_character_limit=1000)
-        other = make_org(slug="other")
-        voice = make_voice(org)
+        org = factories.make_org(slug="acme", monthly_character_limit=1000)
+        other = factories.make_org(slug="other")
+        voice = factories.make_voice(org)
         for chars, status, when in (
             (10, GenerationStatus.SUCCEEDED, start),
             (20, GenerationStatus.QUEUED, utcnow()),
@@ -425,8 +415,12 @@ def test_the_months_usage_in_the_live_statement_is_usages_definition(app):
                 extra = {"error": "no"}
             elif status is not GenerationStatus.SUCCEEDED:
                 extra = {}
-            make_generation(org, voice, text="x" * chars, status=status, created_at=when, **extra)
-        make_generation(other, make_voice(other), text="y" * 320, status="queued")
+            factories.make_generation(
+                org, voice, text="x" * chars, status=status, created_at=when, **extra
+            )
+        factories.make_generation(
+            other, factories.make_voice(other), text="y" * 320, status="queued"
+        )
         db.session.commit()
         org_id = org.id
     with app.app_context(), tenancy.org_scope(org_id):
@@ -470,9 +464,9 @@ def test_the_view_runs_two_statements_cold_and_one_warm(app, as_member, world, w
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 def test_a_period_without_today_or_names_runs_nothing_warm(app, client):
     with app.app_context(), operator_access("test setup"):
-        org = make_org(slug="quiet", created_at=utcnow() - dt.timedelta(days=400))
-        user = make_user()
-        make_membership(user, org)
+        org = factories.make_org(slug="quiet", created_at=utcnow() - dt.timedelta(days=400))
+        user = factories.make_user()
+        factories.make_membership(user, org)
         db.session.commit()
         login(client, user)
     page = "/o/quiet/analytics/?from=2026-01-01&to=2026-01-31"
@@ -498,7 +492,7 @@ def test_an_assembled_view_is_served_until_today_or_a_name_changes(app, as_membe
     # A generation made today (another request, another process: only the data says so).
     with app.app_context(), operator_access("test setup"):
         acme = load_org(world["acme"])
-        make_generation(
+        factories.make_generation(
             acme,
             db.session.get(Voice, world["narrator"]),
             status=GenerationStatus.SUCCEEDED,
@@ -529,8 +523,8 @@ def test_the_fingerprint_names_the_org_it_reads(app, world):
         before = read_fingerprint(world["acme"], today())
     with app.app_context(), operator_access("test setup"):
         rival = load_org(world["rival"])
-        make_generation(rival, make_voice(rival, name="Rival New"))
-        make_membership(make_user(email="new@rival.example"), rival)
+        factories.make_generation(rival, factories.make_voice(rival, name="Rival New"))
+        factories.make_membership(factories.make_user(email="new@rival.example"), rival)
         db.session.commit()
     with app.app_context(), tenancy.org_scope(world["acme"]):
         assert read_fingerprint(world["acme"], today()) == before

@@ -19,11 +19,8 @@ from dashboard.cli.demo import DEMO_ORG_SLUG, SNAPSHOT_DAYS
 from dashboard.extensions import db
 from dashboard.models import AnalyticsSnapshot, Generation, GenerationStatus, Organization, utcnow
 from dashboard.tenancy.operator import operator_access
-from tests.conftest import BACKENDS, WEB_ROLE_BACKENDS
-from tests.factories import make_generation, make_membership, make_org, make_user, make_voice
-
-both_databases = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-as_web_role = pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
+from tests import factories
+from tests.databases import both_databases, web_role
 
 TODAY = utcnow().date()
 YESTERDAY = TODAY - dt.timedelta(days=1)
@@ -45,13 +42,13 @@ def orgs(app: Flask) -> Orgs:
     with app.app_context(), operator_access("test setup spans organisations"):
         made = []
         for slug in ("acme", "globex"):
-            org = make_org(slug=slug, created_at=day_bounds(days_ago(30))[0])
-            user = make_user()
-            make_membership(user, org).created_at = day_bounds(days_ago(30))[0]
-            voice = make_voice(org)
+            org = factories.make_org(slug=slug, created_at=day_bounds(days_ago(30))[0])
+            user = factories.make_user()
+            factories.make_membership(user, org).created_at = day_bounds(days_ago(30))[0]
+            voice = factories.make_voice(org)
             voice.created_at = day_bounds(days_ago(30))[0]
             for n in range(1, 6):
-                make_generation(
+                factories.make_generation(
                     org,
                     voice,
                     created_by=user.id,
@@ -85,7 +82,7 @@ def summary(output: str) -> str:
 # ------------------------------------------------------------------------- snapshot
 
 
-@as_web_role
+@web_role
 def test_by_default_it_snapshots_yesterday_for_every_org(app, runner, orgs):
     output = invoke(runner)
     assert summary(output).startswith(
@@ -106,7 +103,7 @@ def test_a_rerun_says_nothing_changed_and_leaves_the_rows_alone(app, runner, org
     assert {key: row.updated_at for key, row in snapshots(app).items()} == before
 
 
-@as_web_role
+@web_role
 def test_a_backfill_writes_one_row_per_org_and_day_with_progress(app, runner, orgs):
     since, until = days_ago(7), days_ago(2)
     output = invoke(runner, "--since", str(since), "--until", str(until))
@@ -138,13 +135,13 @@ def test_one_date(app, runner, orgs):
     assert set(snapshots(app)) == {(orgs.acme, days_ago(4)), (orgs.globex, days_ago(4))}
 
 
-@as_web_role
+@web_role
 def test_org_touches_only_that_org(app, runner, orgs):
     invoke(runner, "--date", str(days_ago(2)))
     before = snapshots(app)[(orgs.globex, days_ago(2))]
     with app.app_context(), operator_access("test: more work for both orgs"):
         for org_id in (orgs.acme, orgs.globex):
-            make_generation(
+            factories.make_generation(
                 db.session.get(Organization, org_id),
                 created_at=day_bounds(days_ago(2))[0],
                 status=GenerationStatus.FAILED,
@@ -167,7 +164,7 @@ def test_org_touches_only_that_org(app, runner, orgs):
 @both_databases
 def test_today_needs_include_today(app, runner, orgs):
     with app.app_context(), operator_access("test: a generation today"):
-        make_generation(
+        factories.make_generation(
             db.session.get(Organization, orgs.acme),
             created_at=day_bounds(TODAY)[0],
             status=GenerationStatus.SUCCEEDED,

@@ -14,16 +14,10 @@ from dashboard.analytics import export
 from dashboard.extensions import db
 from dashboard.models import GenerationStatus, MemberRole, utcnow
 from dashboard.tenancy.operator import operator_access
-from tests.analytics.test_page import add_snapshot, tally
-from tests.conftest import WEB_ROLE_BACKENDS, login
-from tests.factories import (
-    detach,
-    make_generation,
-    make_membership,
-    make_org,
-    make_user,
-    make_voice,
-)
+from tests import factories
+from tests.analytics.helpers import add_snapshot, tally
+from tests.databases import WEB_ROLE_BACKENDS
+from tests.http import login
 
 RIVAL_CHARACTERS = 555_444_333
 
@@ -33,14 +27,14 @@ def world(app: Flask) -> dict:
     """Acme: three January days of snapshots (voices with awkward names) and one
     generation today; Rival: its own big figures on the same days."""
     with app.app_context(), operator_access("test setup"):
-        acme = make_org(slug="acme", name="Acme Audio")
+        acme = factories.make_org(slug="acme", name="Acme Audio")
         acme.created_at = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-        rival = make_org(slug="rival")
-        user = make_user(display_name="Ada")
-        make_membership(user, acme, MemberRole.MEMBER)
-        zoe = make_voice(acme, name="Zoë’s Ñarrator 東京")
-        formula = make_voice(acme, name='=HYPERLINK("http://evil")')
-        rival_voice = make_voice(rival, name="Rival Only Voice")
+        rival = factories.make_org(slug="rival")
+        user = factories.make_user(display_name="Ada")
+        factories.make_membership(user, acme, MemberRole.MEMBER)
+        zoe = factories.make_voice(acme, name="Zoë’s Ñarrator 東京")
+        formula = factories.make_voice(acme, name='=HYPERLINK("http://evil")')
+        rival_voice = factories.make_voice(rival, name="Rival Only Voice")
         z, f = str(zoe.id), str(formula.id)
         add_snapshot(
             acme.id,
@@ -73,7 +67,7 @@ def world(app: Flask) -> dict:
                     )
                 },
             )
-        make_generation(
+        factories.make_generation(
             acme,
             zoe,
             text="Live today.",
@@ -82,7 +76,7 @@ def world(app: Flask) -> dict:
             duration_ms=1_500,
         )
         db.session.commit()
-        return {"user": detach(user)}
+        return {"user": factories.detach(user)}
 
 
 @pytest.fixture

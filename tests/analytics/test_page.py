@@ -11,231 +11,34 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
-from flask import Flask
-from sqlalchemy import event, insert
 
 from dashboard.analytics import charts, figures, past, periods
 from dashboard.extensions import db
 from dashboard.models import (
-    AnalyticsSnapshot,
-    Generation,
-    GenerationStatus,
-    MemberRole,
-    new_id,
     utcnow,
 )
 from dashboard.tenancy.operator import operator_access
-from tests.conftest import BACKENDS, WEB_ROLE_BACKENDS, login
-from tests.factories import (
-    detach,
-    make_generation,
-    make_membership,
-    make_org,
-    make_user,
-    make_voice,
+from tests import factories
+from tests.analytics.helpers import (
+    RIVAL_CHARACTERS,
+    ROLES,
+    WINTER,
+    add_daily_snapshots,
+    add_generations_today,
+    get,
+    kpis,
+    statements_in_view,
+    svgs,
+    table_rows,
+    tally,
+    url,
 )
-
-HX = {"HX-Request": "true"}
-ROLES = [MemberRole.OWNER, MemberRole.ADMIN, MemberRole.MEMBER]
-# Appears only in the other organisation's snapshots: it must never show up here.
-RIVAL_CHARACTERS = 987_654_321
-GONE_ID = str(uuid.UUID(int=0xDEAD))  # a voice deleted after its days were snapshotted
-
-
-def today() -> dt.date:
-    return utcnow().date()
-
-
-def ago(days: int) -> dt.date:
-    return today() - dt.timedelta(days=days)
-
-
-def tally(generations: int, characters: int, audio_ms: int, failed: int = 0, **extra: Any):
-    return {
-        **extra,
-        "generations": generations,
-        "failed": failed,
-        "characters": characters,
-        "audio_ms": audio_ms,
-    }
-
-
-def add_snapshot(org_id: uuid.UUID, day: dt.date, **fields: Any) -> None:
-    """Write one day's snapshot; totals are added up from `by_voice` unless given."""
-    by_voice = fields.setdefault("by_voice", {})
-    fields.setdefault("generations_succeeded", sum(v["generations"] for v in by_voice.values()))
-    fields.setdefault("generations_failed", sum(v["failed"] for v in by_voice.values()))
-    fields.setdefault("characters", sum(v["characters"] for v in by_voice.values()))
-    fields.setdefault("audio_ms", sum(v["audio_ms"] for v in by_voice.values()))
-    fields.setdefault("voices_used", sum(1 for v in by_voice.values() if v["generations"]))
-    fields.setdefault("by_category", {})
-    fields.setdefault("by_member", {})
-    db.session.add(AnalyticsSnapshot(org_id=org_id, day=day, **fields))
-
-
-def kpis(page: str) -> dict[str, tuple[str, str, str]]:
-    """Return {label: (value, change kind, badge text)} of the KPI cards."""
-    found = re.findall(
-        r'<p class="kpi-label">(.*?)</p>\s*<p class="kpi-value">(.*?)</p>\s*'
-        r'<p class="kpi-change change-(\w+)">\s*<span class="change-badge" aria-hidden="true">'
-        r"(.*?)</span>",
-        page,
-    )
-    return {label: (value, kind, html.unescape(badge)) for label, value, kind, badge in found}
-
-
-def table_rows(page: str, chart: str) -> list[list[str]]:
-    """Return the cells of a chart's "Show the numbers" table."""
-    card = re.search(rf'data-chart="{chart}">(.*?)</article>', page, re.S)
-    assert card, f"no {chart} chart"
-    body = re.search(r"<tbody>(.*?)</tbody>", card.group(1), re.S)
-    assert body, f"the {chart} chart has no table"
-    return [
-        [
-            html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
-            for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
-        ]
-        for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)
-    ]
-
-
-def svgs(page: str) -> list[str]:
-    return re.findall(r"<svg\b.*?</svg>", page, re.S)
-
-
-def get(client, url: str, status: int = 200, **headers: str) -> str:
-    response = client.get(url, headers=headers)
-    assert response.status_code == status, response.get_data(as_text=True)[:2000]
-    return response.get_data(as_text=True)
-
+from tests.databases import BACKENDS, WEB_ROLE_BACKENDS
+from tests.http import HX, login
 
 # ------------------------------------------------------------------------ the world
-
-
-@pytest.fixture
-def world(app: Flask) -> dict[str, Any]:
-    """Org "acme" with a week of snapshots (one day missing), generations today and a
-    week before that; org "rival" with huge, distinctive figures on the same days."""
-    with app.app_context(), operator_access("test setup"):
-        acme = make_org(slug="acme", name="Acme Audio")
-        acme.created_at = utcnow() - dt.timedelta(days=400)
-        rival = make_org(slug="rival", name="Rival Sound")
-        users = {role: make_user(email=f"{role.value}@acme.example") for role in ROLES}
-        users[MemberRole.MEMBER].display_name = "Zoë Member"
-        users[MemberRole.OWNER].display_name = "Olive Owner"
-        for role, user in users.items():
-            make_membership(user, acme, role)
-        left = make_user(email="left@acme.example", display_name="Lee Left")  # not a member
-        rival_user = make_user(email="rival@rival.example", display_name="Rival Person")
-        make_membership(rival_user, rival)
-        narrator = make_voice(acme, name="Narrator")
-        aaron = make_voice(name="Aaron")
-        rival_voice = make_voice(rival, name="Rival Secret Voice")
-        n, a = str(narrator.id), str(aaron.id)
-        owner, member = str(users[MemberRole.OWNER].id), str(users[MemberRole.MEMBER].id)
-
-        def voice(name: str, variant: str | None, *args: int, **kw: int):
-            return tally(*args, name=name, variant=variant, **kw)
-
-        # The last 7 days: today-6 … today-1 in snapshots (today-3 missing), today live.
-        add_snapshot(
-            acme.id,
-            ago(1),
-            by_voice={n: voice("Narrator", "CUSTOM", 3, 300, 30_000, failed=1)},
-            by_category={"GENERAL": tally(3, 300, 30_000, failed=1)},
-            by_member={owner: tally(3, 300, 30_000, failed=1, name="Olive Owner")},
-        )
-        add_snapshot(
-            acme.id,
-            ago(2),
-            by_voice={a: voice("Aaron", "SYSTEM", 2, 100, 12_000)},
-            by_category={"NARRATIVE": tally(2, 100, 12_000)},
-            by_member={member: tally(2, 100, 12_000, name="Zoë Member")},
-        )
-        add_snapshot(
-            acme.id,
-            ago(4),
-            by_voice={GONE_ID: voice("Gone Voice", "CUSTOM", 1, 50, 6_000)},
-            by_category={"PODCAST": tally(1, 50, 6_000)},
-            by_member={str(left.id): tally(1, 50, 6_000, name="Lee Left")},
-        )
-        add_snapshot(
-            acme.id,
-            ago(5),
-            by_voice={"deleted:Gone Voice": voice("Gone Voice", None, 1, 40, 4_000)},
-            by_category={"DELETED": tally(1, 40, 4_000)},
-            by_member={"former": tally(1, 40, 4_000, name="Former member")},
-        )
-        add_snapshot(
-            acme.id,
-            ago(6),
-            by_voice={n: voice("Narrator", "CUSTOM", 1, 10, 2_000)},
-            by_category={"GENERAL": tally(1, 10, 2_000)},
-            by_member={owner: tally(1, 10, 2_000, name="Olive Owner")},
-        )
-        # The 7 days before: only today-8 has anything (the other six have no row).
-        add_snapshot(
-            acme.id,
-            ago(8),
-            by_voice={n: voice("Narrator", "CUSTOM", 2, 200, 20_000)},
-            by_category={"GENERAL": tally(2, 200, 20_000)},
-            by_member={owner: tally(2, 200, 20_000, name="Olive Owner")},
-        )
-        # Today: two succeeded (25 characters each, 3 s each) and one failed, by the owner.
-        for words, status in (
-            ("Twenty-five characters A.", GenerationStatus.SUCCEEDED),
-            ("Twenty-five characters B.", GenerationStatus.SUCCEEDED),
-            ("This one failed.", GenerationStatus.FAILED),
-        ):
-            make_generation(
-                acme,
-                narrator,
-                text=words,
-                created_by=users[MemberRole.OWNER].id,
-                status=status,
-                audio_key="x" if status is GenerationStatus.SUCCEEDED else None,
-                duration_ms=3_000 if status is GenerationStatus.SUCCEEDED else None,
-                error="engine down" if status is GenerationStatus.FAILED else None,
-            )
-        # The rival's figures on the same days, voice and member names and all.
-        rv = str(rival_voice.id)
-        for days in range(0, 15):
-            add_snapshot(
-                rival.id,
-                ago(days),
-                by_voice={rv: voice("Rival Secret Voice", "CUSTOM", 7, RIVAL_CHARACTERS, 5)},
-                by_category={"ADVERTISING": tally(7, RIVAL_CHARACTERS, 5)},
-                by_member={str(rival_user.id): tally(7, RIVAL_CHARACTERS, 5, name="Rival Person")},
-            )
-        make_generation(
-            rival, rival_voice, text="Rival's live secret.", status="failed", error="nope"
-        )
-        db.session.commit()
-        return {
-            "acme": acme.id,
-            "rival": rival.id,
-            "narrator": narrator.id,
-            "users": {role: detach(user) for role, user in users.items()},
-            "rival user": detach(rival_user),
-        }
-
-
-@pytest.fixture
-def as_member(client, world):
-    login(client, world["users"][MemberRole.MEMBER])
-    return client
-
-
-def url(**params: str) -> str:
-    from urllib.parse import urlencode
-
-    return "/o/acme/analytics/" + (f"?{urlencode(params)}" if params else "")
 
 
 # ------------------------------------------------------------------------- figures
@@ -344,32 +147,6 @@ def test_other_orgs_figures_never_leak(as_member):
 
 
 # ------------------------------------------------------------------------- buckets
-
-
-@pytest.fixture
-def winter(app: Flask, world) -> None:
-    """Snapshots around new year 2026, for a fixed custom range."""
-    with app.app_context(), operator_access("test setup"):
-        for day, count in (
-            (dt.date(2025, 12, 27), 1),  # Saturday
-            (dt.date(2025, 12, 29), 2),  # Monday
-            (dt.date(2026, 1, 31), 4),  # Saturday
-            (dt.date(2026, 2, 1), 8),  # Sunday
-            (dt.date(2026, 2, 3), 16),  # Tuesday
-        ):
-            add_snapshot(
-                world["acme"],
-                day,
-                by_voice={
-                    str(world["narrator"]): tally(
-                        count, 10 * count, 1000 * count, name="Narrator", variant="CUSTOM"
-                    )
-                },
-            )
-        db.session.commit()
-
-
-WINTER = {"from": "2025-12-25", "to": "2026-02-03"}
 
 
 def test_weeks_start_on_monday_and_are_clipped_to_the_period(as_member, winter):
@@ -537,11 +314,11 @@ def test_integer_ticks():
 
 def test_an_empty_period_shows_a_friendly_state_instead_of_charts(app, client):
     with app.app_context(), operator_access("test setup"):
-        org = make_org(slug="quiet")
-        user = make_user()
-        make_membership(user, org)
+        org = factories.make_org(slug="quiet")
+        user = factories.make_user()
+        factories.make_membership(user, org)
         db.session.commit()
-        user = detach(user)
+        user = factories.detach(user)
     login(client, user)
     page = get(client, "/o/quiet/analytics/?days=7")
     assert "No generations in this period" in page
@@ -567,81 +344,6 @@ def test_the_quota_bar_shows_when_the_org_has_a_monthly_limit(app, as_member, wo
 
 
 # ------------------------------------------------------------------ statement counts
-
-
-def add_generations_today(app: Flask, org_id: uuid.UUID, voice_id: uuid.UUID, count: int):
-    now = utcnow()
-    rows = [
-        {
-            "id": new_id(),
-            "org_id": org_id,
-            "voice_id": voice_id,
-            "voice_name": "Narrator",
-            "text": f"Line {n:04d}",
-            "character_count": 9,
-            "status": GenerationStatus.SUCCEEDED,
-            "audio_key": "x",
-            "duration_ms": 1000,
-            "created_at": now - dt.timedelta(seconds=n % 60),
-            "updated_at": now,
-        }
-        for n in range(count)
-    ]
-    with app.app_context(), operator_access("test setup"):
-        db.session.execute(insert(Generation), rows)
-        db.session.commit()
-
-
-def add_daily_snapshots(app: Flask, world, first: int, last: int) -> None:
-    with app.app_context(), operator_access("test setup"):
-        owner = str(world["users"][MemberRole.OWNER].id)
-        for days in range(first, last + 1):
-            if days in (1, 2, 4, 5, 6, 8):
-                continue  # the world has these
-            add_snapshot(
-                world["acme"],
-                ago(days),
-                by_voice={
-                    str(world["narrator"]): tally(1, 5, 500, name="Narrator", variant="CUSTOM")
-                },
-                by_category={"GENERAL": tally(1, 5, 500)},
-                by_member={owner: tally(1, 5, 500, name="Olive Owner")},
-            )
-        db.session.commit()
-
-
-@contextmanager
-def statements_in_view(app: Flask, endpoint: str = "analytics.index") -> Iterator[list[str]]:
-    """Record the statements the view itself runs (rendering included), not the login's.
-
-    Whatever the login and tenancy path costs before a view runs is theirs to count;
-    this is what the analytics page adds to it.
-    """
-    view = app.view_functions[endpoint]
-    running = False
-    seen: list[str] = []
-
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        nonlocal running
-        running = True
-        try:
-            return view(*args, **kwargs)
-        finally:
-            running = False
-
-    def record(_conn, _cursor, statement, *_rest) -> None:
-        if running:
-            seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    app.view_functions[endpoint] = wrapped
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-        app.view_functions[endpoint] = view
 
 
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 from flask import Flask
@@ -28,209 +27,23 @@ from dashboard.analytics.snapshots import (
 from dashboard.extensions import db
 from dashboard.models import (
     AnalyticsSnapshot,
-    GenerationStatus,
-    MemberRole,
     Organization,
     User,
     Voice,
-    VoiceCategory,
     utcnow,
 )
 from dashboard.queue import get_huey
 from dashboard.tenancy.operator import OPERATOR_ENGINE_KEY, operator_access
-from tests.conftest import BACKENDS, WEB_ROLE_BACKENDS
-from tests.factories import make_generation, make_membership, make_org, make_user, make_voice
-
-both_databases = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-as_web_role = pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
-
-SUCCEEDED, FAILED = GenerationStatus.SUCCEEDED, GenerationStatus.FAILED
-# The day the fixture is about: far enough back that D+2 is still yesterday.
-D = utcnow().date() - dt.timedelta(days=3)
-D_START, D_END = day_bounds(D)
-MS = dt.timedelta(milliseconds=1)
-
-
-def at(day_offset: int, hours: float = 12) -> dt.datetime:
-    """Return an instant `hours` into the day `day_offset` days after D."""
-    return D_START + dt.timedelta(days=day_offset, hours=hours)
-
-
-def add_generation(org, voice, user, created_at, status=SUCCEEDED, chars=10, audio_ms=1000):
-    """Insert a generation of `chars` characters in `status`, created at `created_at`."""
-    extra = {}
-    if status is SUCCEEDED:
-        extra = {"audio_key": "generations/test", "duration_ms": audio_ms}
-    elif status is FAILED:
-        extra = {"error": "The speech service did not answer."}
-    return make_generation(
-        org,
-        voice,
-        text="x" * chars,
-        created_by=user.id if user else None,
-        created_at=created_at,
-        status=status,
-        **extra,
-    )
-
-
-def backdate(row, when: dt.datetime):
-    row.created_at = when
-    db.session.flush()
-    return row
-
-
-def tally(generations=0, failed=0, characters=0, audio_ms=0, **named):
-    return {
-        **named,
-        "generations": generations,
-        "failed": failed,
-        "characters": characters,
-        "audio_ms": audio_ms,
-    }
-
-
-@dataclass
-class Studio:
-    """Ids of the fixture's rows (see `studio` for what happened on day D)."""
-
-    acme: uuid.UUID
-    globex: uuid.UUID
-    initech: uuid.UUID
-    newco: uuid.UUID
-    ada: uuid.UUID
-    bob: uuid.UUID
-    narrator: uuid.UUID
-    aaron: uuid.UUID
-    brian: uuid.UUID
-    gus: uuid.UUID
-    globe: uuid.UUID
-
-
-@pytest.fixture
-def studio(app: Flask) -> Studio:
-    """Three orgs on day D (and a fourth created after it).
-
-    acme, day D: members Ada and Bob (Cy joins on D+1, Dee's account is deleted later);
-    custom voices Narrator (NARRATIVE), Jingle (ADVERTISING; deleted after use) and Later
-    (created on D+2); system voices Aaron (GENERAL) and Brian (PODCAST).
-
-        at              voice     by    status     chars  audio_ms
-        D 00:00:00.000  Narrator  Ada   succeeded     10      1000
-        D 09:00         Jingle    Ada   succeeded     40      4000
-        D 10:00         Jingle    —     failed         5         —   (created_by NULL)
-        D 11:00         Aaron     Dee   succeeded     50      5000   (Dee deleted: NULL)
-        D 12:00         Narrator  Bob   succeeded     20      2000
-        D 13:00         Brian     Bob   failed         7         —
-        D 14:00         Narrator  Bob   queued / running             (not counted)
-        D 23:59:59.999  Aaron     Bob   succeeded     30      3000
-        D-1 23:59:59.999 and D+1 00:00:00.000: Narrator by Ada, 11 and 12 characters.
-
-    globex: member Gus, custom voice Globe (CORPORATE), one succeeded generation on D.
-    initech: member Ivy and a custom voice, nothing generated. newco: created on D+2.
-    """
-    with app.app_context(), operator_access("test setup spans organisations"):
-        acme, globex, initech = (
-            make_org(slug=slug, name=slug.title(), created_at=at(-30))
-            for slug in ("acme", "globex", "initech")
-        )
-        newco = make_org(slug="newco", name="Newco", created_at=at(2))
-        ada, bob, cy, dee, gus, ivy = (
-            make_user(display_name=name) for name in ("Ada", "Bob", "Cy", "Dee", "Gus", "Ivy")
-        )
-        for user, org, joined in (
-            (ada, acme, -5),
-            (bob, acme, -5),
-            (cy, acme, 1),
-            (dee, acme, -5),
-            (gus, globex, -5),
-            (ivy, initech, -5),
-        ):
-            backdate(make_membership(user, org, MemberRole.MEMBER), at(joined))
-        narrator = backdate(
-            make_voice(acme, name="Narrator", category=VoiceCategory.NARRATIVE), at(-5)
-        )
-        jingle = backdate(
-            make_voice(acme, name="Jingle", category=VoiceCategory.ADVERTISING), at(-5)
-        )
-        backdate(make_voice(acme, name="Later"), at(2, hours=0.5))
-        globe = backdate(make_voice(globex, name="Globe", category=VoiceCategory.CORPORATE), at(-5))
-        backdate(make_voice(initech, name="Quiet"), at(-5))
-        aaron = make_voice(name="Aaron", category=VoiceCategory.GENERAL)
-        brian = make_voice(name="Brian", category=VoiceCategory.PODCAST)
-
-        add_generation(acme, narrator, ada, D_START, chars=10, audio_ms=1000)
-        add_generation(acme, jingle, ada, at(0, 9), chars=40, audio_ms=4000)
-        add_generation(acme, jingle, None, at(0, 10), FAILED, chars=5)
-        add_generation(acme, aaron, dee, at(0, 11), chars=50, audio_ms=5000)
-        add_generation(acme, narrator, bob, at(0, 12), chars=20, audio_ms=2000)
-        add_generation(acme, brian, bob, at(0, 13), FAILED, chars=7)
-        add_generation(acme, narrator, bob, at(0, 14), GenerationStatus.QUEUED)
-        add_generation(acme, narrator, bob, at(0, 14), GenerationStatus.RUNNING)
-        add_generation(acme, aaron, bob, D_END - MS, chars=30, audio_ms=3000)
-        add_generation(acme, narrator, ada, D_START - MS, chars=11, audio_ms=1100)
-        add_generation(acme, narrator, ada, D_END, chars=12, audio_ms=1200)
-        add_generation(globex, globe, gus, at(0, 8), chars=8, audio_ms=800)
-
-        db.session.delete(jingle)  # its generations keep voice_name "Jingle"
-        db.session.delete(dee)  # their generation's created_by becomes NULL
-        db.session.commit()
-        return Studio(
-            acme.id,
-            globex.id,
-            initech.id,
-            newco.id,
-            ada.id,
-            bob.id,
-            narrator.id,
-            aaron.id,
-            brian.id,
-            gus.id,
-            globe.id,
-        )
-
-
-def expected_on_d(s: Studio) -> dict[uuid.UUID, DayFigures]:
-    """The fixture's day D, worked out by hand from the table in `studio`."""
-    acme = DayFigures(
-        generations_succeeded=5,
-        generations_failed=2,
-        characters=10 + 40 + 50 + 20 + 30,
-        audio_ms=1000 + 4000 + 5000 + 2000 + 3000,
-        voices_used=3,  # Narrator, Aaron and the deleted Jingle; Brian only failed
-        custom_voices=1,  # Narrator (Jingle is gone, Later came on D+2)
-        members=2,  # Ada and Bob (Cy joined on D+1, Dee's membership went with her)
-        by_voice={
-            str(s.narrator): tally(2, 0, 30, 3000, name="Narrator", variant="CUSTOM"),
-            str(s.aaron): tally(2, 0, 80, 8000, name="Aaron", variant="SYSTEM"),
-            str(s.brian): tally(0, 1, 0, 0, name="Brian", variant="SYSTEM"),
-            "deleted:Jingle": tally(1, 1, 40, 4000, name="Jingle", variant=None),
-        },
-        by_category={
-            "NARRATIVE": tally(2, 0, 30, 3000),
-            "GENERAL": tally(2, 0, 80, 8000),
-            "PODCAST": tally(0, 1, 0, 0),
-            "DELETED": tally(1, 1, 40, 4000),
-        },
-        by_member={
-            str(s.ada): tally(2, 0, 50, 5000, name="Ada"),
-            str(s.bob): tally(2, 1, 50, 5000, name="Bob"),
-            "former": tally(1, 1, 50, 5000, name="Former member"),
-        },
-    )
-    globex = DayFigures(
-        generations_succeeded=1,
-        characters=8,
-        audio_ms=800,
-        voices_used=1,
-        custom_voices=1,
-        members=1,
-        by_voice={str(s.globe): tally(1, 0, 8, 800, name="Globe", variant="CUSTOM")},
-        by_category={"CORPORATE": tally(1, 0, 8, 800)},
-        by_member={str(s.gus): tally(1, 0, 8, 800, name="Gus")},
-    )
-    initech = DayFigures(custom_voices=1, members=1)
-    return {s.acme: acme, s.globex: globex, s.initech: initech}
+from tests import factories
+from tests.analytics.helpers import (
+    FAILED,
+    D,
+    add_generation,
+    at,
+    day_tally,
+    expected_on_d,
+)
+from tests.databases import both_databases, web_role
 
 
 def figures(app: Flask, day: dt.date, org_ids=None) -> dict[uuid.UUID, DayFigures]:
@@ -308,13 +121,13 @@ def statements_for_a_day(app, count_queries, orgs: int) -> int:
     """Fill a fresh day with `orgs` busy orgs; count what `figures_for_day` sends."""
     day = D - dt.timedelta(days=20 + orgs)
     with app.app_context(), operator_access("test setup"):
-        system = make_voice(name=f"System {orgs}")
+        system = factories.make_voice(name=f"System {orgs}")
         for _ in range(orgs):
-            org = make_org(created_at=day_bounds(day)[0] - dt.timedelta(days=1))
-            users = [make_user(), make_user()]
+            org = factories.make_org(created_at=day_bounds(day)[0] - dt.timedelta(days=1))
+            users = [factories.make_user(), factories.make_user()]
             for user in users:
-                make_membership(user, org)
-            voices = [system, make_voice(org)]
+                factories.make_membership(user, org)
+            voices = [system, factories.make_voice(org)]
             for n, (user, voice) in enumerate(zip(users, voices, strict=True)):
                 add_generation(org, voice, user, day_bounds(day)[0] + dt.timedelta(hours=n + 1))
             add_generation(org, None, None, day_bounds(day)[0], FAILED)
@@ -353,7 +166,7 @@ def test_the_web_role_computes_today_for_its_own_org_only(app, studio):
         today = figures_for_day(utcnow().date(), [studio.acme])
     assert list(today) == [studio.acme]
     assert today[studio.acme].by_voice == {
-        str(studio.aaron): tally(1, 0, 9, 900, name="Aaron", variant="SYSTEM")
+        str(studio.aaron): day_tally(1, 0, 9, 900, name="Aaron", variant="SYSTEM")
     }
     assert (today[studio.acme].characters, today[studio.acme].members) == (9, 3)
     # The database wall on its own: with the application filter lifted, the web role
@@ -402,7 +215,7 @@ def test_a_rerun_after_a_change_updates_only_that_org(app, studio):
     globex = after[(studio.globex, D)]
     assert (globex.generations_succeeded, globex.characters) == (2, 10)
     assert globex.id == before[(studio.globex, D)].id
-    assert globex.by_member["former"] == tally(1, 0, 2, 1000, name="Former member")
+    assert globex.by_member["former"] == day_tally(1, 0, 2, 1000, name="Former member")
     assert row_values(after[(studio.acme, D)]) == row_values(before[(studio.acme, D)])
 
 
@@ -442,7 +255,7 @@ def worker(app: Flask) -> Iterator[Flask]:
         operator.dispose()
 
 
-@as_web_role
+@web_role
 def test_the_worker_snapshots_every_org_across_the_walls(app, worker, studio):
     # On postgresql-app the app is the RLS-bound web role: the worker must use the
     # operator role's own session to see every org.
@@ -453,7 +266,7 @@ def test_the_worker_snapshots_every_org_across_the_walls(app, worker, studio):
     assert DayFigures.from_snapshot(rows[(studio.acme, D)]) == expected_on_d(studio)[studio.acme]
 
 
-@as_web_role
+@web_role
 def test_the_daily_task_runs_at_0015_utc_and_snapshots_yesterday(app, worker, studio):
     huey = get_huey(app)
     yesterday = utcnow().date() - dt.timedelta(days=1)  # D+2: a quiet day

@@ -11,9 +11,9 @@ from werkzeug.routing import Rule
 from dashboard import tenancy
 from dashboard.extensions import db
 from dashboard.models import MemberRole
-from tests.factories import detach, make_membership, make_org, make_user
+from tests import factories
 from tests.http import login
-from tests.tenancy.test_matrix import OBJECT_ARGS
+from tests.tenant_world import OBJECT_ARGS
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -27,10 +27,10 @@ def csrf_app(app):
 @pytest.fixture
 def owner(csrf_app):
     with csrf_app.app_context(), tenancy.all_tenants("test setup"):
-        user = make_user()
-        make_membership(user, make_org(slug="acme"), MemberRole.OWNER)
+        user = factories.make_user()
+        factories.make_membership(user, factories.make_org(slug="acme"), MemberRole.OWNER)
         db.session.commit()
-        return detach(user)
+        return factories.detach(user)
 
 
 def write_rules(app) -> list[tuple[Rule, str]]:

@@ -23,7 +23,6 @@ from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 from werkzeug.datastructures import FileStorage
-from werkzeug.test import stream_encode_multipart
 
 from dashboard.extensions import db
 from dashboard.models import (
@@ -37,9 +36,10 @@ from dashboard.models import (
 )
 from dashboard.storage import get_storage
 from dashboard.tenancy.operator import operator_access
+from tests import factories
+from tests.databases import make_config
 from tests.db_faults import terminate_backend_when
-from tests.factories import make_membership, make_org, make_user, make_voice, speech_sample
-from tests.http import login
+from tests.http import login, post_multipart
 
 POSTGRES = pytest.param("postgresql", marks=pytest.mark.postgres)
 REFERENCE_TEXT = (
@@ -59,10 +59,10 @@ class World:
 @pytest.fixture
 def world(app: Flask) -> World:
     with app.app_context(), operator_access("test setup"):
-        org = make_org(slug="acme", name="Acme Audio")
-        owner = make_user(email="owner@acme.example", display_name="Olivia Owner")
-        make_membership(owner, org, MemberRole.OWNER)
-        voice = make_voice(org, name="Narrator")
+        org = factories.make_org(slug="acme", name="Acme Audio")
+        owner = factories.make_user(email="owner@acme.example", display_name="Olivia Owner")
+        factories.make_membership(owner, org, MemberRole.OWNER)
+        voice = factories.make_voice(org, name="Narrator")
         db.session.commit()
         db.session.refresh(owner)
         db.session.expunge(owner)
@@ -101,7 +101,7 @@ def killer(database_url: str) -> Iterator[Engine]:
 
 
 def upload_voice(client, name: str = "Studio Host", url: str = "/o/acme/voices/new"):
-    wav, duration_ms = speech_sample(REFERENCE_TEXT)
+    wav, duration_ms = factories.speech_sample(REFERENCE_TEXT)
     assert duration_ms >= 10_000  # a voice needs ten seconds of speech
     data = {
         "name": name,
@@ -111,14 +111,7 @@ def upload_voice(client, name: str = "Studio Host", url: str = "/o/acme/voices/n
         "consent": "y",
         "audio": FileStorage(io.BytesIO(wav), filename="ref.wav"),
     }
-    body, length, boundary = stream_encode_multipart(data, use_tempfile=False)
-    return client.post(
-        url,
-        input_stream=body,
-        content_length=length,
-        content_type=f'multipart/form-data; boundary="{boundary}"',
-        headers={"Accept": "text/html"},
-    )
+    return post_multipart(client, url, data, headers={"Accept": "text/html"})
 
 
 @pytest.mark.parametrize("backend", [POSTGRES], indirect=True)
@@ -172,7 +165,6 @@ def app_with_engine_options(database_url: str, tmp_path, **connect_args) -> Flas
     """A second app on the same database whose connections carry `connect_args`."""
     from dashboard import create_app
     from dashboard.config import engine_options
-    from tests.conftest import make_config
 
     options = engine_options(database_url, pooled=False)
     options["connect_args"] = {**options.get("connect_args", {}), **connect_args}

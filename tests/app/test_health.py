@@ -13,7 +13,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from flask import Flask
 
 from dashboard.storage import (
     CallGuard,
@@ -22,23 +21,10 @@ from dashboard.storage import (
     get_storage,
     system_voice_key,
 )
-from tests.factories import make_voice
+from tests import factories
+from tests.databases import make_config
 from tests.hanging import HangingServer, hanging_server
-
-
-def use_s3(app: Flask, endpoint: str, **settings) -> None:
-    """Point the app's storage at ``endpoint``; it is rebuilt on next use."""
-    app.config.update(
-        STORAGE_BACKEND="s3",
-        S3_BUCKET="voices",
-        S3_ENDPOINT_URL=endpoint,
-        S3_REGION="us-east-1",
-        S3_ACCESS_KEY_ID="k",
-        S3_SECRET_ACCESS_KEY="s",
-        S3_ADDRESSING_STYLE="path",
-        **settings,
-    )
-    app.extensions["voxboard.storage"] = None
+from tests.s3server import use_s3
 
 
 def hung_storage(server: HangingServer, **kwargs) -> S3Storage:
@@ -125,7 +111,6 @@ def test_readyz_verdict_is_shared_and_cached(app, client):
 def test_health_endpoints_answer_over_http_with_force_https(tmp_path):
     from dashboard import create_app
     from dashboard.extensions import db
-    from tests.conftest import make_config
 
     app = create_app(make_config(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path, FORCE_HTTPS=True))
     with app.app_context():
@@ -217,7 +202,9 @@ def test_a_preview_against_a_hung_endpoint_is_a_502_and_other_pages_answer(app, 
     from dashboard.extensions import db
 
     with app.app_context():
-        voice = make_voice(name="Abigail", audio_key=system_voice_key_for_test(), audio_size=10)
+        voice = factories.make_voice(
+            name="Abigail", audio_key=system_voice_key_for_test(), audio_size=10
+        )
         db.session.commit()
         voice_id = voice.id
     with hanging_server() as server:

@@ -69,17 +69,8 @@ from dashboard.members.services import hash_token
 from dashboard.models import GenerationStatus, Invitation, MemberRole, User
 from dashboard.storage import custom_voice_key, get_storage
 from dashboard.tenancy.operator import operator_access
+from tests import factories
 from tests.databases import make_config, web_role
-from tests.factories import (
-    detach,
-    finish_generation,
-    make_generation,
-    make_membership,
-    make_org,
-    make_user,
-    make_voice,
-    speech_sample,
-)
 from tests.http import login
 from tests.stored import changes, stored_state
 
@@ -185,17 +176,17 @@ WORLDS_PER_BATCH = 4
 
 def _new_world(system_voice: uuid.UUID, password_hash: str, wav: bytes) -> World:
     n = next(_seq)
-    org = make_org(slug=f"fuzz-{n}", name=f"Fuzz {n}")
-    owner = make_user(email=f"owner{n}@fuzz.example", password_hash=password_hash)
-    make_membership(owner, org, MemberRole.OWNER)
-    member = make_membership(make_user(email=f"member{n}@fuzz.example"), org)
-    voice = make_voice(org, name="Narrator", language="en-GB")
+    org = factories.make_org(slug=f"fuzz-{n}", name=f"Fuzz {n}")
+    owner = factories.make_user(email=f"owner{n}@fuzz.example", password_hash=password_hash)
+    factories.make_membership(owner, org, MemberRole.OWNER)
+    member = factories.make_membership(factories.make_user(email=f"member{n}@fuzz.example"), org)
+    voice = factories.make_voice(org, name="Narrator", language="en-GB")
     key = custom_voice_key(org.id, voice.id)
     get_storage().put(key, io.BytesIO(wav), content_type="audio/wav")
     voice.audio_key, voice.audio_size = key, len(wav)
     voice.audio_sha256 = hashlib.sha256(wav).hexdigest()
-    done = finish_generation(make_generation(org, voice), get_storage(), wav)
-    failed = make_generation(
+    done = factories.finish_generation(factories.make_generation(org, voice), get_storage(), wav)
+    failed = factories.make_generation(
         org, voice, status=GenerationStatus.FAILED, error="The engine failed (test)."
     )
     token = secrets.token_urlsafe(16)
@@ -228,9 +219,9 @@ def make_world(app, tmp_path):
     """Return a function that hands out a fresh world (made in batches: the operator's
     connection costs more than the rows). Jobs are queued on a file no worker reads."""
     app.config.update(JOBS_IMMEDIATE=False, JOBS_URL=f"sqlite:///{tmp_path / 'jobs.db'}")
-    wav, _ = speech_sample()
+    wav, _ = factories.speech_sample()
     with app.app_context(), operator_access("fuzz setup"):
-        system_voice = make_voice(None, name="Aaron").id
+        system_voice = factories.make_voice(None, name="Aaron").id
         password_hash = hash_password(PASSWORD)
         db.session.commit()
     pool: list[World] = []
@@ -243,7 +234,7 @@ def make_world(app, tmp_path):
                 ]
                 db.session.commit()
                 for world in batch:
-                    world.owner = detach(world.owner)
+                    world.owner = factories.detach(world.owner)
             pool.extend(reversed(batch))
         return pool.pop()
 
@@ -605,7 +596,9 @@ def still_renders(app: Flask, client, route, response, world: World) -> None:
     if route[1] == "GET":
         return
     with app.app_context(), operator_access("fuzz check"):
-        owner = detach(db.session.scalars(select(User).filter_by(id=world.owner.id)).one())
+        owner = factories.detach(
+            db.session.scalars(select(User).filter_by(id=world.owner.id)).one()
+        )
     login(client, owner)  # whatever the request did to the session (logout, new password)
     home = client.get(url_for_world(app, "org.home", world))
     assert home.status_code == 200, f"the org's home answers {home.status_code} afterwards"

@@ -13,12 +13,10 @@ import importlib
 import io
 import pkgutil
 import re
-from typing import Any
 
 import pytest
 from flask import Flask
 from werkzeug.datastructures import FileStorage, MultiDict
-from werkzeug.test import stream_encode_multipart
 from wtforms import Field, FieldList, FormField, HiddenField, SelectField, StringField
 from wtforms import Form as PlainForm
 from wtforms.fields import SelectChoice
@@ -32,9 +30,9 @@ from dashboard.extensions import db
 from dashboard.forms import Form
 from dashboard.models import MemberRole
 from dashboard.tenancy.operator import operator_access
+from tests import factories
 from tests.databases import web_role
-from tests.factories import detach, make_membership, make_org, make_user, make_voice, speech_sample
-from tests.http import login
+from tests.http import login, post_multipart
 from tests.stored import changes, stored_state
 
 PASSWORD = "correct horse battery"
@@ -45,12 +43,14 @@ NUL = "\x00"
 def owner(app):
     """Acme's owner (with a real password) and a system voice; returns the user, detached."""
     with app.app_context(), operator_access("test setup"):
-        acme = make_org(slug="acme", name="Acme Audio")
-        user = make_user(email="owner@acme.example", password_hash=hash_password(PASSWORD))
-        make_membership(user, acme, MemberRole.OWNER)
-        make_voice(None, name="Aaron")
+        acme = factories.make_org(slug="acme", name="Acme Audio")
+        user = factories.make_user(
+            email="owner@acme.example", password_hash=hash_password(PASSWORD)
+        )
+        factories.make_membership(user, acme, MemberRole.OWNER)
+        factories.make_voice(None, name="Aaron")
         db.session.commit()
-        return detach(user)
+        return factories.detach(user)
 
 
 def page(response) -> str:
@@ -62,17 +62,6 @@ def field_error(response, name: str) -> str:
     match = re.search(rf'id="{name}-error"[^>]*>(.*?)</small>', page(response), re.S)
     assert match, f"no inline error for {name}: {page(response)[:2000]}"
     return match.group(1).strip()
-
-
-def multipart(client, url: str, data: dict[str, Any]):
-    """POST `data` as a browser posts a form with a file (in memory, no temporary file)."""
-    body, length, boundary = stream_encode_multipart(data, use_tempfile=False)
-    return client.post(
-        url,
-        input_stream=body,
-        content_length=length,
-        content_type=f'multipart/form-data; boundary="{boundary}"',
-    )
 
 
 # ------------------------------------------------------------------------ the rule
@@ -348,7 +337,7 @@ def test_login_hidden_next_is_refused_as_a_form_error(app, client, owner):
 @pytest.mark.parametrize(("field", "label"), [("name", "Name"), ("description", "Description")])
 def test_new_voice_name_and_description_are_refused_inline(app, client, owner, field, label):
     login(client, owner)
-    wav, _ = speech_sample()
+    wav, _ = factories.speech_sample()
     data = {
         "name": "Studio Host",
         "category": "PODCAST",
@@ -359,7 +348,7 @@ def test_new_voice_name_and_description_are_refused_inline(app, client, owner, f
         "audio": FileStorage(io.BytesIO(wav), filename="host.wav", content_type="audio/wav"),
     }
     before = stored_state(app)
-    response = multipart(client, "/o/acme/voices/new", data)
+    response = post_multipart(client, "/o/acme/voices/new", data)
     assert_refused_inline(app, response, before, field, label)
     assert client.get("/o/acme/voices/").status_code == 200
 
@@ -411,7 +400,7 @@ def test_a_file_as_the_current_password_is_422_not_500(app, client, owner):
         "password": "another long password",
         "confirm": "another long password",
     }
-    response = multipart(client, "/account/password", data)
+    response = post_multipart(client, "/account/password", data)
     assert response.status_code == 422
     assert field_error(response, "current") == (
         "Current password takes text, not a file; type it in and try again."

@@ -21,8 +21,8 @@ from dashboard.models import (
     VoiceVariant,
 )
 from dashboard.tenancy import all_tenants
+from tests import factories
 from tests.databases import BACKENDS
-from tests.factories import make_generation, make_membership, make_org, make_user, make_voice
 
 pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
@@ -62,14 +62,14 @@ def sql_id(value: uuid.UUID) -> str:
 
 def test_ids_are_time_ordered_uuid7(app) -> None:
     with app.app_context():
-        first, second = make_org(), make_org()
+        first, second = factories.make_org(), factories.make_org()
         assert first.id.version == 7 and second.id.version == 7
         assert first.id < second.id
 
 
 def test_timestamps_are_aware_utc_after_a_round_trip(app) -> None:
     with app.app_context():
-        org_id = make_org().id
+        org_id = factories.make_org().id
         db.session.commit()
         db.session.expire_all()
         org = db.session.scalars(select(Organization).where(Organization.id == org_id)).one()
@@ -85,24 +85,24 @@ def test_custom_voice_requires_an_org(app) -> None:
 
 def test_system_voice_must_not_have_an_org(app) -> None:
     with app.app_context():
-        org = make_org()
+        org = factories.make_org()
         sql, params = insert_voice_sql(variant="SYSTEM", org_id=sql_id(org.id))
         rejects(sql, **params)
 
 
 def test_duplicate_system_voice_name_is_rejected(app) -> None:
     with app.app_context():
-        make_voice(name="Aaron")
+        factories.make_voice(name="Aaron")
         sql, params = insert_voice_sql(name="Aaron")
         rejects(sql, **params)
 
 
 def test_custom_names_are_unique_per_org_only(app) -> None:
     with app.app_context():
-        a, b = make_org(), make_org()
-        make_voice(name="Aaron")  # a system voice may share the name
-        make_voice(a, name="Aaron")
-        make_voice(b, name="Aaron")
+        a, b = factories.make_org(), factories.make_org()
+        factories.make_voice(name="Aaron")  # a system voice may share the name
+        factories.make_voice(a, name="Aaron")
+        factories.make_voice(b, name="Aaron")
         sql, params = insert_voice_sql(variant="CUSTOM", org_id=sql_id(a.id), name="Aaron")
         rejects(sql, **params)
 
@@ -128,7 +128,7 @@ def test_unknown_category_is_rejected(app) -> None:
 )
 def test_out_of_range_parameters_are_rejected(app, column: str, value: float) -> None:
     with app.app_context():
-        gen = make_generation(make_org())
+        gen = factories.make_generation(factories.make_org())
         rejects(f"UPDATE generations SET {column} = :v WHERE id = :id", v=value, id=sql_id(gen.id))
 
 
@@ -146,7 +146,7 @@ def test_out_of_range_parameters_are_rejected(app, column: str, value: float) ->
 )
 def test_parameter_bounds_are_inclusive(app, column: str, value: float) -> None:
     with app.app_context():
-        gen = make_generation(make_org(), **{column: value})
+        gen = factories.make_generation(factories.make_org(), **{column: value})
         db.session.commit()
         assert getattr(gen, column) == value
 
@@ -156,7 +156,7 @@ def test_parameter_bounds_are_inclusive(app, column: str, value: float) -> None:
 )
 def test_text_rules_are_enforced(app, bad_text: str) -> None:
     with app.app_context():
-        gen = make_generation(make_org())
+        gen = factories.make_generation(factories.make_org())
         rejects(
             "UPDATE generations SET text = :t, character_count = :n WHERE id = :id",
             t=bad_text,
@@ -167,20 +167,20 @@ def test_text_rules_are_enforced(app, bad_text: str) -> None:
 
 def test_character_count_must_match_text(app) -> None:
     with app.app_context():
-        gen = make_generation(make_org(), text="Hello")
+        gen = factories.make_generation(factories.make_org(), text="Hello")
         rejects("UPDATE generations SET character_count = 99 WHERE id = :id", id=sql_id(gen.id))
 
 
 def test_five_thousand_characters_fit(app) -> None:
     with app.app_context():
-        gen = make_generation(make_org(), text="é" * 5000)
+        gen = factories.make_generation(factories.make_org(), text="é" * 5000)
         db.session.commit()
         assert gen.character_count == 5000
 
 
 def test_status_invariants(app) -> None:
     with app.app_context():
-        gen = make_generation(make_org())
+        gen = factories.make_generation(factories.make_org())
         assert gen.status is GenerationStatus.QUEUED
         rejects("UPDATE generations SET status = 'succeeded' WHERE id = :id", id=sql_id(gen.id))
         rejects("UPDATE generations SET status = 'failed' WHERE id = :id", id=sql_id(gen.id))
@@ -189,10 +189,10 @@ def test_status_invariants(app) -> None:
 
 def test_email_is_unique_case_insensitively(app) -> None:
     with app.app_context():
-        user = make_user(email="Ada@Example.com ")
+        user = factories.make_user(email="Ada@Example.com ")
         assert user.email == "ada@example.com"
         with pytest.raises(IntegrityError), db.session.begin_nested():
-            make_user(email="ADA@example.COM")
+            factories.make_user(email="ADA@example.COM")
         rejects(
             "INSERT INTO users (id, email, password_hash, display_name) "
             "VALUES (:id, 'Grace@example.com', 'h', 'G')",
@@ -202,17 +202,17 @@ def test_email_is_unique_case_insensitively(app) -> None:
 
 def test_membership_is_unique_per_user_and_org(app) -> None:
     with app.app_context():
-        user, org = make_user(), make_org()
-        make_membership(user, org)
+        user, org = factories.make_user(), factories.make_org()
+        factories.make_membership(user, org)
         with pytest.raises(IntegrityError), db.session.begin_nested():
-            make_membership(user, org)
+            factories.make_membership(user, org)
 
 
 def test_deleting_a_voice_keeps_generations_and_their_voice_name(app) -> None:
     with app.app_context():
-        org = make_org()
-        voice = make_voice(org, name="Narrator")
-        gen = make_generation(org, voice)
+        org = factories.make_org()
+        voice = factories.make_voice(org, name="Narrator")
+        gen = factories.make_generation(org, voice)
         db.session.commit()
         db.session.execute(text("DELETE FROM voices WHERE id = :id"), {"id": sql_id(voice.id)})
         db.session.commit()
@@ -223,8 +223,8 @@ def test_deleting_a_voice_keeps_generations_and_their_voice_name(app) -> None:
 
 def test_deleting_a_user_keeps_their_generations(app) -> None:
     with app.app_context():
-        org, user = make_org(), make_user()
-        gen = make_generation(org, created_by=user.id)
+        org, user = factories.make_org(), factories.make_user()
+        gen = factories.make_generation(org, created_by=user.id)
         db.session.commit()
         db.session.execute(text("DELETE FROM users WHERE id = :id"), {"id": sql_id(user.id)})
         db.session.commit()
@@ -237,14 +237,14 @@ def test_deleting_a_user_keeps_their_generations(app) -> None:
 
 def test_deleting_an_org_cascades_to_its_data_only(app) -> None:
     with app.app_context():
-        doomed, kept = make_org(), make_org()
-        user = make_user()
-        system = make_voice(name="Shared")
-        make_membership(user, doomed)
-        make_membership(user, kept)
-        make_generation(doomed, make_voice(doomed))
-        make_generation(doomed, system)
-        make_generation(kept, make_voice(kept))
+        doomed, kept = factories.make_org(), factories.make_org()
+        user = factories.make_user()
+        system = factories.make_voice(name="Shared")
+        factories.make_membership(user, doomed)
+        factories.make_membership(user, kept)
+        factories.make_generation(doomed, factories.make_voice(doomed))
+        factories.make_generation(doomed, system)
+        factories.make_generation(kept, factories.make_voice(kept))
         db.session.commit()
         doomed_id = doomed.id
         db.session.execute(
@@ -277,5 +277,5 @@ def test_history_index_exists_with_descending_keys(app) -> None:
 
 def test_voice_defaults(app) -> None:
     with app.app_context():
-        voice = make_voice(make_org())
+        voice = factories.make_voice(factories.make_org())
         assert voice.language == "en-US" and voice.category is VoiceCategory.GENERAL

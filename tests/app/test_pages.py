@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from dashboard.extensions import db
 from dashboard.models import VoiceCategory
 from dashboard.storage import get_storage, system_voice_key
-from tests.factories import make_org, make_voice
+from tests import factories
+from tests.databases import make_config
 
 AUDIO = bytes(range(256)) * 40  # 10,240 bytes with a different value at each offset
 
@@ -22,7 +23,7 @@ AUDIO = bytes(range(256)) * 40  # 10,240 bytes with a different value at each of
 def system_voice(app):
     """A system voice whose reference audio is in storage."""
     with app.app_context():
-        voice = make_voice(
+        voice = factories.make_voice(
             name="Abigail",
             language="en-GB",
             category=VoiceCategory.CONVERSATIONAL,
@@ -61,7 +62,7 @@ def test_home_without_voices_says_how_to_seed(client):
 
 def test_home_never_lists_custom_voices(app, client, system_voice):
     with app.app_context():
-        make_voice(make_org(), name="Secret Clone")
+        factories.make_voice(factories.make_org(), name="Secret Clone")
         db.session.commit()
     assert "Secret Clone" not in client.get("/").get_data(as_text=True)
 
@@ -129,7 +130,9 @@ def test_unknown_voice_audio_is_404(client, system_voice):
 
 def test_custom_voice_audio_is_not_served_publicly(app, client):
     with app.app_context():
-        voice = make_voice(make_org(), name="Private", audio_key="voices/orgs/x/y", audio_size=3)
+        voice = factories.make_voice(
+            factories.make_org(), name="Private", audio_key="voices/orgs/x/y", audio_size=3
+        )
         db.session.commit()
         voice_id = voice.id
     assert client.get(audio_url(voice_id)).status_code == 404
@@ -171,7 +174,6 @@ def test_readyz_names_the_failing_storage(client, storage_down):
 
 def test_readyz_names_the_failing_database(tmp_path):
     from dashboard import create_app
-    from tests.conftest import make_config
 
     app = create_app(make_config("postgresql+psycopg://u:pw@127.0.0.1:9/none", tmp_path))
     response = app.test_client().get("/readyz")

@@ -12,8 +12,8 @@ from dashboard import tenancy
 from dashboard.auth.passwords import hash_password
 from dashboard.extensions import db
 from dashboard.models import MemberRole, Membership, Organization, User
-from tests.conftest import login
-from tests.factories import detach, make_membership, make_org, make_user
+from tests import factories
+from tests.http import login
 
 PASSWORD = "correct horse battery"
 
@@ -22,11 +22,11 @@ PASSWORD = "correct horse battery"
 def ada(app):
     """A user with a known password, owner of the org "acme"."""
     with app.app_context(), tenancy.all_tenants("test setup"):
-        user = make_user(email="ada@example.com", password_hash=hash_password(PASSWORD))
-        org = make_org(slug="acme", name="Acme Audio")
-        make_membership(user, org, MemberRole.OWNER)
+        user = factories.make_user(email="ada@example.com", password_hash=hash_password(PASSWORD))
+        org = factories.make_org(slug="acme", name="Acme Audio")
+        factories.make_membership(user, org, MemberRole.OWNER)
         db.session.commit()
-        return detach(user)
+        return factories.detach(user)
 
 
 def signup(client, **overrides):
@@ -184,9 +184,9 @@ def test_session_cookie_flags(app, client, ada):
 
 def test_user_without_orgs_is_asked_to_create_one(app, client):
     with app.app_context():
-        user = make_user()
+        user = factories.make_user()
         db.session.commit()
-        detach(user)
+        factories.detach(user)
     login(client, user)
     assert client.get("/home").headers["Location"] == "/orgs/new"
     response = client.post("/orgs/new", data={"name": "Second Studio"})
@@ -196,9 +196,9 @@ def test_user_without_orgs_is_asked_to_create_one(app, client):
 
 def test_org_switcher_lists_every_org_of_the_user(app, client, ada):
     with app.app_context(), tenancy.all_tenants("test setup"):
-        other = make_org(slug="beta", name="Beta Voices")
-        make_membership(db.session.merge(ada), other, MemberRole.MEMBER)
-        make_org(slug="stranger", name="Stranger Things Inc")
+        other = factories.make_org(slug="beta", name="Beta Voices")
+        factories.make_membership(db.session.merge(ada), other, MemberRole.MEMBER)
+        factories.make_org(slug="stranger", name="Stranger Things Inc")
         db.session.commit()
     login(client, ada)
     html = client.get("/o/acme/").get_data(as_text=True)

@@ -21,8 +21,9 @@ from dashboard.extensions import db
 from dashboard.models import Invitation, MemberRole, UserSession, utcnow
 from dashboard.queue import get_huey
 from dashboard.tenancy.operator import operator_access
-from tests.conftest import WEB_ROLE_BACKENDS, login
-from tests.factories import detach, make_membership, make_org, make_user
+from tests import factories
+from tests.databases import WEB_ROLE_BACKENDS
+from tests.http import login
 
 pytestmark = pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
 
@@ -34,10 +35,12 @@ NEW_PASSWORD = "a brand new passphrase"
 def ada(app):
     """A user with a known password, owner of the org "acme"."""
     with app.app_context(), operator_access("test setup"):
-        user = make_user(email="ada@example.com", password_hash=hash_password(PASSWORD))
-        make_membership(user, make_org(slug="acme", name="Acme Audio"), MemberRole.OWNER)
+        user = factories.make_user(email="ada@example.com", password_hash=hash_password(PASSWORD))
+        factories.make_membership(
+            user, factories.make_org(slug="acme", name="Acme Audio"), MemberRole.OWNER
+        )
         db.session.commit()
-        return detach(user)
+        return factories.detach(user)
 
 
 def log_in(client, password: str = PASSWORD, csrf_token: str | None = None):
@@ -338,7 +341,7 @@ def test_the_worker_purges_expired_sessions_every_hour(app, ada):
 def test_a_stored_user_agent_holds_no_unholdable_character(app):
     """Second line behind the edge's header check: what is stored is always storable."""
     with app.app_context(), operator_access("test setup"):
-        user = make_user(email="ua@example.com")
+        user = factories.make_user(email="ua@example.com")
         login_sessions.start(user, "Agent\x00/1.0\x7f", "10.0.0.1")
         db.session.commit()
         stored = db.session.scalars(select(UserSession.user_agent)).one()

@@ -15,7 +15,7 @@ from dashboard import tenancy
 from dashboard.auth.passwords import hash_password
 from dashboard.extensions import db, limiter
 from dashboard.models import MemberRole
-from tests.factories import detach, make_membership, make_org, make_user
+from tests import factories
 
 PASSWORD = "correct horse battery"
 
@@ -24,10 +24,10 @@ PASSWORD = "correct horse battery"
 def ada(app):
     """A user with a known password, owner of the org "acme"."""
     with app.app_context(), tenancy.all_tenants("test setup"):
-        user = make_user(email="ada@example.com", password_hash=hash_password(PASSWORD))
-        make_membership(user, make_org(slug="acme"), MemberRole.OWNER)
+        user = factories.make_user(email="ada@example.com", password_hash=hash_password(PASSWORD))
+        factories.make_membership(user, factories.make_org(slug="acme"), MemberRole.OWNER)
         db.session.commit()
-        return detach(user)
+        return factories.detach(user)
 
 
 @pytest.fixture
@@ -167,9 +167,7 @@ def test_login_limits_work_on_redis_storage(app, client, ada):
         limiter.reset()
 
 
-def test_redis_down_keeps_logins_working_and_still_throttles_per_process(
-    app, client, ada, caplog
-):
+def test_redis_down_keeps_logins_working_and_still_throttles_per_process(app, client, ada, caplog):
     """A real refused connection (nothing listens on port 1): no 500, no open door."""
     app.config.update(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0")
     limiter.init_app(app)

@@ -14,10 +14,8 @@ from dashboard.auth.passwords import hash_password, verify_password
 from dashboard.cli.demo import DEMO_ACCOUNTS
 from dashboard.extensions import db
 from dashboard.models import MemberRole, Membership, Organization, User, UserSession, Voice
-from tests.conftest import BACKENDS
-from tests.factories import make_membership, make_org, make_user
-
-both_databases = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+from tests import factories
+from tests.databases import both_databases
 
 PASSWORD = "correct horse battery"
 OTHER_PASSWORD = "tr0ub4dor & three"
@@ -27,10 +25,12 @@ OTHER_PASSWORD = "tr0ub4dor & three"
 def ada(app):
     """A user, owner of the org "acme"; returns nothing, tests look rows up by email/slug."""
     with app.app_context(), tenancy.all_tenants("test setup"):
-        user = make_user(
+        user = factories.make_user(
             email="ada@example.com", display_name="Ada", password_hash=hash_password(PASSWORD)
         )
-        make_membership(user, make_org(slug="acme", name="Acme Audio"), MemberRole.OWNER)
+        factories.make_membership(
+            user, factories.make_org(slug="acme", name="Acme Audio"), MemberRole.OWNER
+        )
         db.session.commit()
 
 
@@ -38,7 +38,7 @@ def ada(app):
 def bob(app):
     """A second user, bob@example.com, in no organisation yet."""
     with app.app_context(), tenancy.all_tenants("test setup"):
-        make_user(email="bob@example.com")
+        factories.make_user(email="bob@example.com")
         db.session.commit()
 
 
@@ -143,10 +143,10 @@ def test_orgs_create_refuses_an_overlong_name(app, runner):
 @both_databases
 def test_orgs_list_is_a_table_by_name_with_member_counts(app, runner, ada):
     with app.app_context(), tenancy.all_tenants("test setup"):
-        zeta = make_org(slug="zeta", name="zeta works")
-        make_org(slug="beta", name="Beta Voices")
+        zeta = factories.make_org(slug="zeta", name="zeta works")
+        factories.make_org(slug="beta", name="Beta Voices")
         for _ in range(2):
-            make_membership(make_user(), zeta)
+            factories.make_membership(factories.make_user(), zeta)
         db.session.commit()
 
     result = runner.invoke(args=["orgs", "list"])
@@ -325,7 +325,7 @@ def test_add_member_adds_then_changes_the_role(app, runner, ada, bob):
 def test_add_member_refuses_to_demote_the_last_owner(app, runner, ada, bob, role):
     with app.app_context(), tenancy.all_tenants("test setup"):
         acme = db.session.scalars(select(Organization).where(Organization.slug == "acme")).one()
-        make_membership(user_by_email("bob@example.com"), acme, MemberRole.ADMIN)
+        factories.make_membership(user_by_email("bob@example.com"), acme, MemberRole.ADMIN)
         db.session.commit()
 
     result = add_member(runner, "ada@example.com", "acme", role)
@@ -342,7 +342,9 @@ def test_add_member_refuses_to_demote_the_last_owner(app, runner, ada, bob, role
 def test_add_member_counts_only_that_organisations_owners(app, runner, ada, bob):
     """An owner of another organisation doesn't let acme's only owner step down."""
     with app.app_context(), tenancy.all_tenants("test setup"):
-        make_membership(user_by_email("bob@example.com"), make_org(slug="beta"), MemberRole.OWNER)
+        factories.make_membership(
+            user_by_email("bob@example.com"), factories.make_org(slug="beta"), MemberRole.OWNER
+        )
         db.session.commit()
 
     result = add_member(runner, "ada@example.com", "acme", "member")
@@ -412,12 +414,12 @@ def test_set_password_refuses_unknown_users_and_weak_passwords(app, runner, ada)
 @both_databases
 def test_users_list_everyone_or_one_org(app, runner, ada):
     with app.app_context(), tenancy.all_tenants("test setup"):
-        beta = make_org(slug="beta", name="Beta")
-        bob = make_user(email="bob@example.com", display_name="Bob")
-        make_membership(bob, beta, MemberRole.ADMIN)
-        make_user(email="cy@example.com", display_name="Cy")
+        beta = factories.make_org(slug="beta", name="Beta")
+        bob = factories.make_user(email="bob@example.com", display_name="Bob")
+        factories.make_membership(bob, beta, MemberRole.ADMIN)
+        factories.make_user(email="cy@example.com", display_name="Cy")
         ada = user_by_email("ada@example.com")
-        make_membership(ada, beta, MemberRole.MEMBER)
+        factories.make_membership(ada, beta, MemberRole.MEMBER)
         db.session.commit()
 
     everyone = runner.invoke(args=["users", "list"])

@@ -45,8 +45,8 @@ from dashboard.models import (
 from dashboard.models.generations import REPETITION_PENALTY, TEMPERATURE, TOP_K, TOP_P
 from dashboard.storage import get_storage
 from dashboard.tenancy.operator import operator_access
+from tests import factories
 from tests.databases import WEB_ROLE_BACKENDS, both_databases
-from tests.factories import detach, make_generation, make_membership, make_org, make_user
 from tests.http import login
 
 HISTORY_LINE = (
@@ -270,9 +270,9 @@ def test_the_plan_is_the_same_on_every_run():
 @both_databases
 def test_the_history_is_only_in_the_demo_org(app, runner):
     with app.app_context(), operator_access("test setup"):
-        acme = make_org(slug="acme", name="Acme Audio")
-        make_membership(make_user(email="ada@example.com"), acme)
-        make_generation(acme, None, voice_name="Aaron", text="Acme's own words.")
+        acme = factories.make_org(slug="acme", name="Acme Audio")
+        factories.make_membership(factories.make_user(email="ada@example.com"), acme)
+        factories.make_generation(acme, None, voice_name="Aaron", text="Acme's own words.")
         db.session.commit()
     seed(runner)
     with app.app_context(), operator_access("test check"):
@@ -294,7 +294,7 @@ def test_the_history_is_only_in_the_demo_org(app, runner):
 def test_the_demo_member_plays_seeded_audio_as_the_web_role(app, runner, client, seeded):
     with app.app_context(), operator_access("test check"):
         rows = [r for r in demo_history() if r.status is GenerationStatus.SUCCEEDED]
-        member = detach(
+        member = factories.detach(
             db.session.scalars(select(User).where(User.email == DEMO_ACCOUNTS[2].email)).one()
         )
         picks = [

@@ -18,7 +18,7 @@ from dashboard.extensions import db
 from dashboard.models import Voice, VoiceVariant
 from dashboard.storage import LocalStorage, StorageUnavailable, system_voice_key
 from dashboard.tts.catalog import SYSTEM_VOICES
-from tests.conftest import BACKENDS
+from tests.databases import BACKENDS, make_config
 
 PROJECT = PROJECT_ROOT
 
@@ -160,7 +160,6 @@ def test_seed_failing_half_way_leaves_no_voice_and_no_object(app, runner, tmp_pa
 
 def test_seed_without_migrations_says_what_to_do(tmp_path):
     from dashboard import create_app
-    from tests.conftest import make_config
 
     app = create_app(make_config(f"sqlite:///{tmp_path / 'empty.db'}", tmp_path))
     result = app.test_cli_runner().invoke(args=["seed"])
@@ -170,7 +169,6 @@ def test_seed_without_migrations_says_what_to_do(tmp_path):
 
 def test_seed_with_unreachable_database_fails_clearly(tmp_path):
     from dashboard import create_app
-    from tests.conftest import make_config
 
     url = "postgresql+psycopg://nobody:secret@127.0.0.1:9/none"
     app = create_app(make_config(url, tmp_path))

@@ -31,9 +31,9 @@ from dashboard.models import (
     VoiceVariant,
     utcnow,
 )
+from tests import factories
 from tests.e2e.conftest import watch_console
 from tests.e2e.test_home import ARTIFACTS
-from tests.factories import make_generation, make_membership, make_org, make_user, make_voice
 
 PASSWORD = "correct horse battery"
 DAYS = 125
@@ -51,24 +51,24 @@ def analytics_world(live_app) -> AnalyticsWorld:
     rng = random.Random(7)
     today = utcnow().date()
     with live_app.app_context(), tenancy.all_tenants("e2e setup: the live server's org"):
-        org = make_org(slug=f"charts-{run}", name=f"Chart Studio {run}")
+        org = factories.make_org(slug=f"charts-{run}", name=f"Chart Studio {run}")
         org.created_at = utcnow() - dt.timedelta(days=DAYS + 10)
         org.monthly_character_limit = 200_000
-        owner = make_user(
+        owner = factories.make_user(
             email=f"olga-{run}@example.com",
             display_name="Olga Owner",
             password_hash=hash_password(PASSWORD),
         )
-        make_membership(owner, org, MemberRole.OWNER)
+        factories.make_membership(owner, org, MemberRole.OWNER)
         people = [owner] + [
-            make_user(email=f"{name.lower()}-{run}@example.com", display_name=name)
+            factories.make_user(email=f"{name.lower()}-{run}@example.com", display_name=name)
             for name in ("Zoë Ångström", "Marcus Lee")
         ]
         for person in people[1:]:
-            make_membership(person, org, MemberRole.MEMBER)
+            factories.make_membership(person, org, MemberRole.MEMBER)
         custom = [
-            make_voice(org, name="Zoë's Narrator", category=VoiceCategory.AUDIOBOOK),
-            make_voice(org, name="=Promo Voice", category=VoiceCategory.ADVERTISING),
+            factories.make_voice(org, name="Zoë's Narrator", category=VoiceCategory.AUDIOBOOK),
+            factories.make_voice(org, name="=Promo Voice", category=VoiceCategory.ADVERTISING),
         ]
         system = db.session.scalars(
             select(Voice).where(Voice.variant == VoiceVariant.SYSTEM).order_by(Voice.name)
@@ -120,7 +120,7 @@ def analytics_world(live_app) -> AnalyticsWorld:
                 )
             )
         for n in range(6):
-            make_generation(
+            factories.make_generation(
                 org,
                 custom[0],
                 text=f"Live line number {n} for today's chart.",

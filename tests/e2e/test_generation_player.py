@@ -20,16 +20,9 @@ from dashboard.auth.passwords import hash_password
 from dashboard.extensions import db
 from dashboard.models import Generation, GenerationStatus, MemberRole, Voice
 from dashboard.storage import get_storage
+from tests import factories
 from tests.e2e.conftest import watch_console
 from tests.e2e.test_home import ARTIFACTS
-from tests.factories import (
-    finish_generation,
-    make_generation,
-    make_membership,
-    make_org,
-    make_user,
-    speech_sample,
-)
 
 PASSWORD = "correct horse battery"
 # Long enough (about 25 s of eSpeak) that ±10 s and a seek to the middle mean something.
@@ -58,17 +51,17 @@ class PlayerWorld:
 @pytest.fixture(scope="session")
 def player_world(live_app) -> PlayerWorld:
     run = uuid.uuid4().hex[:6]
-    wav, duration_ms = speech_sample(TEXT)
+    wav, duration_ms = factories.speech_sample(TEXT)
     with live_app.app_context(), tenancy.all_tenants("e2e setup: the live server's org"):
-        org = make_org(slug=f"player-{run}", name=f"Player Lab {run}")
-        user = make_user(
+        org = factories.make_org(slug=f"player-{run}", name=f"Player Lab {run}")
+        user = factories.make_user(
             email=f"paula-{run}@example.com",
             display_name="Paula Player",
             password_hash=hash_password(PASSWORD),
         )
-        make_membership(user, org, MemberRole.OWNER)
+        factories.make_membership(user, org, MemberRole.OWNER)
         aaron = db.session.scalars(select(Voice).where(Voice.name == "Aaron")).one()  # seeded
-        generation = make_generation(
+        generation = factories.make_generation(
             org,
             aaron,
             text=TEXT,
@@ -76,7 +69,7 @@ def player_world(live_app) -> PlayerWorld:
             temperature=1.1,
             top_k=400,
         )
-        finish_generation(generation, get_storage(), wav=wav)
+        factories.finish_generation(generation, get_storage(), wav=wav)
         db.session.commit()
         world = PlayerWorld(org.slug, user.email, generation.id, duration_ms)
     assert duration_ms > 22_000, duration_ms
@@ -243,7 +236,7 @@ def test_the_status_widget_turns_into_a_working_player(
 
     with live_app.app_context(), tenancy.all_tenants("e2e setup: the job finishing"):
         generation = db.session.get(Generation, queued_id)
-        finish_generation(generation, get_storage())
+        factories.finish_generation(generation, get_storage())
         db.session.commit()
     page.wait_for_selector("[data-player][data-player-ready]", timeout=10_000)
     # The widget reported the outcome, so the page re-read itself: the finished page's

@@ -16,16 +16,8 @@ from dashboard.extensions import db
 from dashboard.models import GenerationStatus, MemberRole, User
 from dashboard.storage import get_storage
 from dashboard.tenancy.operator import operator_access
+from tests import factories
 from tests.databases import both_databases, web_role
-from tests.factories import (
-    detach,
-    finish_generation,
-    make_generation,
-    make_membership,
-    make_org,
-    make_user,
-    make_voice,
-)
 from tests.http import login
 
 TEXT = "Hello from Voxboard, and welcome to the studio."
@@ -46,26 +38,30 @@ class World:
 def world(app) -> World:
     with app.app_context(), operator_access("test setup spans two orgs"):
         storage = get_storage()
-        acme = make_org(slug="acme", name="Acme Audio")
-        other = make_org(slug="other", name="Other Org")
-        owner, outsider = make_user(), make_user()
-        make_membership(owner, acme, MemberRole.OWNER)
-        make_membership(outsider, other, MemberRole.OWNER)
-        aaron = make_voice(None, name="Aaron")
-        generation = finish_generation(make_generation(acme, aaron, text=TEXT), storage)
-        theirs = finish_generation(make_generation(other, aaron, text="Their words."), storage)
+        acme = factories.make_org(slug="acme", name="Acme Audio")
+        other = factories.make_org(slug="other", name="Other Org")
+        owner, outsider = factories.make_user(), factories.make_user()
+        factories.make_membership(owner, acme, MemberRole.OWNER)
+        factories.make_membership(outsider, other, MemberRole.OWNER)
+        aaron = factories.make_voice(None, name="Aaron")
+        generation = factories.finish_generation(
+            factories.make_generation(acme, aaron, text=TEXT), storage
+        )
+        theirs = factories.finish_generation(
+            factories.make_generation(other, aaron, text="Their words."), storage
+        )
         unfinished = {
-            "queued": make_generation(acme, aaron),
-            "running": make_generation(acme, aaron, status=GenerationStatus.RUNNING),
-            "failed": make_generation(
+            "queued": factories.make_generation(acme, aaron),
+            "running": factories.make_generation(acme, aaron, status=GenerationStatus.RUNNING),
+            "failed": factories.make_generation(
                 acme, aaron, status=GenerationStatus.FAILED, error="The engine timed out."
             ),
         }
         db.session.commit()
         audio = b"".join(storage.open_range(generation.audio_key))
         return World(
-            owner=detach(owner),
-            outsider=detach(outsider),
+            owner=factories.detach(owner),
+            outsider=factories.detach(outsider),
             generation=generation.id,
             audio=audio,
             sha256=generation.audio_sha256,
@@ -199,8 +195,8 @@ def test_a_non_ascii_text_gets_a_utf8_filename(app, owner, world):
         from dashboard.models import Generation, Organization
 
         acme = db.session.get(Organization, db.session.get(Generation, world.generation).org_id)
-        generation = finish_generation(
-            make_generation(acme, None, voice_name="Ivan", text="Привет, мир! Как дела?"),
+        generation = factories.finish_generation(
+            factories.make_generation(acme, None, voice_name="Ivan", text="Привет, мир! Как дела?"),
             get_storage(),
         )
         db.session.commit()

@@ -14,16 +14,9 @@ from dashboard.extensions import db
 from dashboard.models import Generation, GenerationStatus, MemberRole, Organization, User, Voice
 from dashboard.storage import get_storage
 from dashboard.tenancy.operator import operator_access
-from tests.conftest import BACKENDS, WEB_ROLE_BACKENDS, login
-from tests.factories import (
-    detach,
-    finish_generation,
-    make_generation,
-    make_membership,
-    make_org,
-    make_user,
-    make_voice,
-)
+from tests import factories
+from tests.databases import BACKENDS, WEB_ROLE_BACKENDS
+from tests.http import login
 
 TEXT = "First line of the script.\nSecond line, straight after.\n\nA new paragraph."
 PARAMS = {"temperature": 1.3, "top_p": 0.5, "top_k": 250, "repetition_penalty": 1.2}
@@ -49,18 +42,18 @@ def world(app: Flask) -> dict[str, Any]:
     finished generation by Olive; org "rival" with a generation of its own."""
     stub_missing_endpoints(app)
     with app.app_context(), operator_access("test setup spans both orgs"):
-        acme = make_org(slug="acme", name="Acme Audio")
-        rival = make_org(slug="rival", name="Rival Sound")
-        olive = make_user(email="olive@acme.example", display_name="Olive Owner")
-        max_ = make_user(email="max@acme.example", display_name="Max Member")
-        make_membership(olive, acme, MemberRole.OWNER)
-        make_membership(max_, acme, MemberRole.MEMBER)
-        narrator = make_voice(acme, name="Studio Narrator")
-        aaron = make_voice(name="Aaron")
-        done = make_generation(acme, narrator, text=TEXT, created_by=olive.id, **PARAMS)
-        finish_generation(done, get_storage())
-        theirs = make_generation(rival, aaron, text="Rival secrets.")
-        finish_generation(theirs, get_storage())
+        acme = factories.make_org(slug="acme", name="Acme Audio")
+        rival = factories.make_org(slug="rival", name="Rival Sound")
+        olive = factories.make_user(email="olive@acme.example", display_name="Olive Owner")
+        max_ = factories.make_user(email="max@acme.example", display_name="Max Member")
+        factories.make_membership(olive, acme, MemberRole.OWNER)
+        factories.make_membership(max_, acme, MemberRole.MEMBER)
+        narrator = factories.make_voice(acme, name="Studio Narrator")
+        aaron = factories.make_voice(name="Aaron")
+        done = factories.make_generation(acme, narrator, text=TEXT, created_by=olive.id, **PARAMS)
+        factories.finish_generation(done, get_storage())
+        theirs = factories.make_generation(rival, aaron, text="Rival secrets.")
+        factories.finish_generation(theirs, get_storage())
         db.session.commit()
         return {
             "acme": acme.id,
@@ -68,8 +61,8 @@ def world(app: Flask) -> dict[str, Any]:
             "aaron": aaron.id,
             "done": done.id,
             "theirs": theirs.id,
-            "olive": detach(olive),
-            "max": detach(max_),
+            "olive": factories.detach(olive),
+            "max": factories.detach(max_),
         }
 
 
@@ -78,7 +71,7 @@ def add_generation(app: Flask, world: dict, voice: str | None = "aaron", **field
     with app.app_context(), operator_access("test setup"):
         acme = db.session.get(Organization, world["acme"])
         voice_row = db.session.get(Voice, world[voice]) if voice else None
-        generation = make_generation(acme, voice_row, **fields)
+        generation = factories.make_generation(acme, voice_row, **fields)
         db.session.commit()
         return generation.id
 
@@ -298,7 +291,7 @@ def test_statements_per_page_are_constant(app, client, world, count_queries, bac
     with app.app_context(), operator_access("test setup"):
         acme = db.session.get(Organization, world["acme"])
         for n in range(30):
-            make_generation(acme, text=("Filler. " * n + f"Number {n}.").strip())
+            factories.make_generation(acme, text=("Filler. " * n + f"Number {n}.").strip())
         db.session.commit()
     assert measure(world["done"])[0] == total
     # Nor does a generation without a voice or a creator: the joins find nothing.

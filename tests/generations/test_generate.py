@@ -35,16 +35,8 @@ from dashboard.models import (
 )
 from dashboard.storage import get_storage
 from dashboard.tenancy.operator import operator_access
+from tests import factories
 from tests.databases import both_databases, web_role
-from tests.factories import (
-    detach,
-    finish_generation,
-    make_generation,
-    make_membership,
-    make_org,
-    make_user,
-    make_voice,
-)
 from tests.http import HX, login
 
 URL = "/o/acme/generate/"
@@ -84,21 +76,25 @@ class World:
 @pytest.fixture
 def world(app) -> World:
     with app.app_context(), operator_access("test setup spans two orgs"):
-        acme = make_org(slug="acme", name="Acme Audio")
-        other = make_org(slug="other", name="Other Org")
-        owner, member, outsider = make_user(), make_user(), make_user()
-        make_membership(owner, acme, MemberRole.OWNER)
-        make_membership(member, acme, MemberRole.MEMBER)
-        make_membership(outsider, other, MemberRole.OWNER)
-        aaron = make_voice(None, name="Aaron")
-        narrator = make_voice(acme, name="Narrator", language="en-GB")
-        outsider_voice = make_voice(other, name="Outsider")
-        theirs = make_generation(other, outsider_voice, text="Their words, not yours.")
+        acme = factories.make_org(slug="acme", name="Acme Audio")
+        other = factories.make_org(slug="other", name="Other Org")
+        owner, member, outsider = (
+            factories.make_user(),
+            factories.make_user(),
+            factories.make_user(),
+        )
+        factories.make_membership(owner, acme, MemberRole.OWNER)
+        factories.make_membership(member, acme, MemberRole.MEMBER)
+        factories.make_membership(outsider, other, MemberRole.OWNER)
+        aaron = factories.make_voice(None, name="Aaron")
+        narrator = factories.make_voice(acme, name="Narrator", language="en-GB")
+        outsider_voice = factories.make_voice(other, name="Outsider")
+        theirs = factories.make_generation(other, outsider_voice, text="Their words, not yours.")
         db.session.commit()
         return World(
-            owner=detach(owner),
-            member=detach(member),
-            outsider=detach(outsider),
+            owner=factories.detach(owner),
+            member=factories.detach(member),
+            outsider=factories.detach(outsider),
             acme=acme.id,
             system_voice=aaron.id,
             custom_voice=narrator.id,
@@ -141,7 +137,7 @@ def generations(app) -> list[Generation]:
     """Every generation of every org, oldest first (detached)."""
     with app.app_context(), operator_access("test check spans orgs"):
         rows = db.session.scalars(select(Generation).order_by(Generation.created_at))
-        return [detach(g) for g in rows.all()]
+        return [factories.detach(g) for g in rows.all()]
 
 
 def acme_rows(app, world: World) -> list[Generation]:
@@ -178,7 +174,7 @@ def add_usage(app, world: World, characters: int, **kw: Any) -> None:
     """Record an earlier generation of acme with `characters` characters."""
     with app.app_context(), operator_access("test setup"):
         acme = db.session.get(Organization, world.acme)
-        make_generation(acme, None, voice_name="Aaron", text="x" * characters, **kw)
+        factories.make_generation(acme, None, voice_name="Aaron", text="x" * characters, **kw)
         db.session.commit()
 
 
@@ -579,7 +575,7 @@ def test_retrying_a_failed_generation_over_the_quota_is_refused_readably(app, ow
     add_usage(app, world, 25)
     with app.app_context(), operator_access("test setup"):
         acme = db.session.get(Organization, world.acme)
-        failed = make_generation(
+        failed = factories.make_generation(
             acme, None, voice_name="Aaron", text="Ten chars!",
             status=GenerationStatus.FAILED, error="The engine timed out.",
         )  # fmt: skip
@@ -659,7 +655,7 @@ def test_get_ignores_bad_prefill_values(app, owner, world):
 def test_get_from_a_generation_prefills_text_voice_and_parameters(app, owner, world):
     with app.app_context(), operator_access("test setup"):
         acme = db.session.get(Organization, world.acme)
-        source = make_generation(
+        source = factories.make_generation(
             acme, db.session.get(Voice, world.custom_voice), text="Once upon a time.",
             temperature=1.5, top_p=0.5, top_k=42, repetition_penalty=1.7,
         )  # fmt: skip
@@ -734,12 +730,12 @@ def acme_generation(app, world: World, **kw: Any) -> Generation:
         aaron = db.session.get(Voice, world.system_voice)
         succeeded = kw.get("status") is GenerationStatus.SUCCEEDED
         if succeeded:
-            kw["status"] = GenerationStatus.QUEUED  # finish_generation stores its audio
-        generation = make_generation(acme, aaron, text=TEXT, **kw)
+            kw["status"] = GenerationStatus.QUEUED  # factories.finish_generation stores its audio
+        generation = factories.make_generation(acme, aaron, text=TEXT, **kw)
         if succeeded:
-            finish_generation(generation, get_storage())
+            factories.finish_generation(generation, get_storage())
         db.session.commit()
-        return detach(generation)
+        return factories.detach(generation)
 
 
 @both_databases

@@ -47,15 +47,8 @@ from dashboard.storage import custom_voice_key, get_storage
 from dashboard.tenancy.operator import operator_access
 from dashboard.tts import ENGINE_EXTENSION_KEY as TTS_EXTENSION_KEY
 from dashboard.tts import ChatterboxEngine
+from tests import factories
 from tests.databases import BACKENDS, WEB_ROLE_BACKENDS
-from tests.factories import (
-    detach,
-    make_generation,
-    make_membership,
-    make_org,
-    make_user,
-    make_voice,
-)
 from tests.http import login
 from tests.tts_server import TTSServer, tts_server
 from tests.workers import close_queue
@@ -90,16 +83,16 @@ def world(app: Flask) -> World:
     tenants = {}
     with app.app_context(), operator_access("test setup spans two orgs"):
         for slug in ("acme", "globex"):
-            org = make_org(slug=slug, name=slug.title())
-            owner = make_user(email=f"owner@{slug}.example")
-            make_membership(owner, org, MemberRole.OWNER)
-            voice = make_voice(org, name=f"{slug.title()} Narrator", language="en-US")
+            org = factories.make_org(slug=slug, name=slug.title())
+            owner = factories.make_user(email=f"owner@{slug}.example")
+            factories.make_membership(owner, org, MemberRole.OWNER)
+            voice = factories.make_voice(org, name=f"{slug.title()} Narrator", language="en-US")
             # The speech service reads the reference audio itself; only the key travels.
             voice.audio_key = custom_voice_key(org.id, voice.id)
             tenants[slug] = Tenant(slug, org.id, voice.id, owner)
         db.session.commit()
         for tenant in tenants.values():
-            tenant.owner = detach(tenant.owner)
+            tenant.owner = factories.detach(tenant.owner)
     return World(**tenants)
 
 
@@ -158,14 +151,14 @@ def only_generation(app: Flask, tenant: Tenant) -> Generation:
     with app.app_context(), tenancy.org_scope(tenant.org_id):
         rows = db.session.scalars(select(Generation)).all()
         assert len(rows) == 1, rows
-        return detach(rows[0])
+        return factories.detach(rows[0])
 
 
 def load(app: Flask, generation_id: uuid.UUID) -> Generation:
     """Read one row fresh, whatever its org (past row-level security too)."""
     with app.app_context(), operator_access("test reads rows of any org"):
         row = db.session.scalars(select(Generation).where(Generation.id == generation_id)).one()
-        return detach(row)
+        return factories.detach(row)
 
 
 def stored_generation_keys(app: Flask) -> list[str]:
@@ -179,7 +172,7 @@ def add_generation(app: Flask, tenant: Tenant, **kw: Any) -> uuid.UUID:
     with app.app_context(), operator_access("test setup"):
         org = db.session.get(Organization, tenant.org_id)
         voice = db.session.get(Voice, tenant.voice_id)
-        generation_id = make_generation(org, voice, text=kw.pop("text", TEXT), **kw).id
+        generation_id = factories.make_generation(org, voice, text=kw.pop("text", TEXT), **kw).id
         db.session.commit()
         return generation_id
 

@@ -22,8 +22,8 @@ from dashboard.generations.queries import characters_used, month_start, usage
 from dashboard.history.services import delete_generation
 from dashboard.models import Generation, GenerationStatus, Organization, User, Voice
 from dashboard.tenancy.operator import operator_access
-from tests.conftest import WEB_ROLE_BACKENDS
-from tests.factories import make_generation, make_membership, make_org, make_user, make_voice
+from tests import factories
+from tests.databases import WEB_ROLE_BACKENDS
 
 FINISHED = {"audio_key": "x", "duration_ms": 1}
 
@@ -33,7 +33,7 @@ def add(org: Organization, voice: Voice, characters: int, **kw) -> Generation:
     says exactly which cases counted."""
     if kw.get("status") is GenerationStatus.SUCCEEDED:
         kw = {**FINISHED, **kw}
-    return make_generation(org, voice, text="x" * characters, **kw)
+    return factories.make_generation(org, voice, text="x" * characters, **kw)
 
 
 def counted(app: Flask, org_id: uuid.UUID) -> int:
@@ -52,9 +52,9 @@ def counted(app: Flask, org_id: uuid.UUID) -> int:
 def test_the_quota_counts_this_months_generations_that_did_not_fail(app: Flask):
     start = month_start()
     with app.app_context(), operator_access("test setup"):
-        org = make_org(slug="acme", monthly_character_limit=10_000)
-        other = make_org(slug="other")
-        voice = make_voice(org)
+        org = factories.make_org(slug="acme", monthly_character_limit=10_000)
+        other = factories.make_org(slug="other")
+        voice = factories.make_voice(org)
         add(org, voice, 1, status=GenerationStatus.SUCCEEDED)
         add(org, voice, 2, status=GenerationStatus.QUEUED)  # counts before it runs
         add(org, voice, 4, status=GenerationStatus.RUNNING)
@@ -63,7 +63,7 @@ def test_the_quota_counts_this_months_generations_that_did_not_fail(app: Flask):
         add(org, voice, 16, status=GenerationStatus.SUCCEEDED, created_at=start)
         before = start - dt.timedelta(milliseconds=1)
         add(org, voice, 32, status=GenerationStatus.SUCCEEDED, created_at=before)
-        add(other, make_voice(other), 64, status=GenerationStatus.QUEUED)  # another org's
+        add(other, factories.make_voice(other), 64, status=GenerationStatus.QUEUED)  # another org's
         db.session.commit()
         org_id = org.id
     assert counted(app, org_id) == 1 + 2 + 4 + 16
@@ -72,11 +72,11 @@ def test_the_quota_counts_this_months_generations_that_did_not_fail(app: Flask):
 @pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
 def test_a_deleted_voice_or_creator_still_counts_a_deleted_generation_does_not(app: Flask):
     with app.app_context(), operator_access("test setup"):
-        org = make_org(slug="acme", monthly_character_limit=10_000)
-        creator = make_user(email="ada@acme.example")
-        make_membership(creator, org)
-        voice = make_voice(org, name="Soon gone")
-        kept = make_voice(org, name="Kept")
+        org = factories.make_org(slug="acme", monthly_character_limit=10_000)
+        creator = factories.make_user(email="ada@acme.example")
+        factories.make_membership(creator, org)
+        voice = factories.make_voice(org, name="Soon gone")
+        kept = factories.make_voice(org, name="Kept")
         add(org, voice, 1, status=GenerationStatus.SUCCEEDED, created_by=creator.id)
         add(org, kept, 2, status=GenerationStatus.SUCCEEDED)
         removed = add(org, kept, 4, status=GenerationStatus.SUCCEEDED)

@@ -11,7 +11,7 @@ from markupsafe import Markup
 
 from dashboard.audio import PEAK_COUNT, InvalidAudio, waveform_peaks
 from dashboard.generations.waveform import MIN_BAR_HEIGHT, waveform_svg
-from tests.factories import speech_sample
+from tests import factories
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -102,7 +102,7 @@ def test_missing_peaks_draw_a_flat_line_the_player_can_still_colour(peaks):
 
 
 def test_peaks_of_real_speech():
-    wav, _duration_ms = speech_sample("Peaks from real speech, then a pause.")
+    wav, _duration_ms = factories.speech_sample("Peaks from real speech, then a pause.")
     peaks = waveform_peaks(wav)
     assert len(peaks) == PEAK_COUNT
     assert all(isinstance(p, int) and 0 <= p <= 100 for p in peaks)

@@ -26,15 +26,8 @@ from dashboard.models import Generation, GenerationStatus, MemberRole, Organizat
 from dashboard.queue import get_huey
 from dashboard.storage import custom_voice_key, get_storage
 from dashboard.tenancy.operator import operator_access
+from tests import factories
 from tests.databases import pg_url
-from tests.factories import (
-    detach,
-    make_generation,
-    make_membership,
-    make_org,
-    make_user,
-    make_voice,
-)
 from tests.http import login
 from tests.tts_server import tts_server
 from tests.workers import close_queue, process_env, run_flask, running_worker, wait_until
@@ -62,13 +55,13 @@ class World:
 def world(app: Flask) -> World:
     """One org with an owner and a custom voice with reference audio (for Chatterbox)."""
     with app.app_context(), operator_access("test setup"):
-        org = make_org(slug="acme", name="Acme")
-        owner = make_user(email="owner@acme.example")
-        make_membership(owner, org, MemberRole.OWNER)
-        voice = make_voice(org, name="Narrator", language="en-US")
+        org = factories.make_org(slug="acme", name="Acme")
+        owner = factories.make_user(email="owner@acme.example")
+        factories.make_membership(owner, org, MemberRole.OWNER)
+        voice = factories.make_voice(org, name="Narrator", language="en-US")
         voice.audio_key = custom_voice_key(org.id, voice.id)
         db.session.commit()
-        return World(org.slug, org.id, voice.id, detach(owner))
+        return World(org.slug, org.id, voice.id, factories.detach(owner))
 
 
 def use_queue(app: Flask, jobs_url: str, **settings: Any) -> Any:
@@ -97,7 +90,9 @@ def queue_generation(app: Flask, world: World) -> uuid.UUID:
     """Commit a queued generation and enqueue its job, as the generation page does."""
     with app.app_context(), operator_access("test setup"):
         org = db.session.get(Organization, world.org_id)
-        generation_id = make_generation(org, db.session.get(Voice, world.voice_id), text=TEXT).id
+        generation_id = factories.make_generation(
+            org, db.session.get(Voice, world.voice_id), text=TEXT
+        ).id
         db.session.commit()
     with app.app_context():
         assert enqueue_generation(generation_id, world.org_id)
@@ -108,7 +103,7 @@ def load(app: Flask, generation_id: uuid.UUID) -> Generation:
     """Read the row fresh (the worker changes it from another process)."""
     with app.app_context(), operator_access("test reads the row"):
         row = db.session.scalars(select(Generation).where(Generation.id == generation_id)).one()
-        return detach(row)
+        return factories.detach(row)
 
 
 def status_is(app: Flask, generation_id: uuid.UUID, status: GenerationStatus):

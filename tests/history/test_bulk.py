@@ -22,22 +22,10 @@ from dashboard.history import queries, services
 from dashboard.models import Generation, GenerationStatus, MemberRole
 from dashboard.storage import get_storage
 from dashboard.tenancy.operator import operator_access
-from tests.conftest import WEB_ROLE_BACKENDS, login
-from tests.factories import (
-    detach,
-    finish_generation,
-    make_generation,
-    make_membership,
-    make_org,
-    make_user,
-    make_voice,
-)
-from tests.history.test_history import (  # noqa: F401  (fixture)
-    HX,
-    generation_endpoints,
-    get_page,
-    row_ids,
-)
+from tests import factories
+from tests.databases import WEB_ROLE_BACKENDS
+from tests.history.helpers import get_page, row_ids
+from tests.http import HX, login
 
 BULK = "/o/acme/history/bulk"
 BASE = dt.datetime(2026, 4, 1, 9, 30, tzinfo=dt.UTC)
@@ -58,27 +46,27 @@ def world(app: Flask) -> dict:
     ids: dict = {"acme_rows": []}
     with app.app_context(), operator_access("test setup"):
         storage = get_storage()
-        acme, rival = make_org(slug="acme"), make_org(slug="rival")
-        member = make_user(email="member@acme.example")
-        make_membership(member, acme, MemberRole.MEMBER)
-        voice = make_voice(acme, name="Narrator")
+        acme, rival = factories.make_org(slug="acme"), factories.make_org(slug="rival")
+        member = factories.make_user(email="member@acme.example")
+        factories.make_membership(member, acme, MemberRole.MEMBER)
+        voice = factories.make_voice(acme, name="Narrator")
         for n, words in enumerate(TEXTS):
             created = BASE if n < 2 else BASE - dt.timedelta(minutes=n)
-            generation = make_generation(
+            generation = factories.make_generation(
                 acme, voice, text=words, created_at=created, temperature=0.6, top_k=42
             )
             if n < 4:
-                finish_generation(generation, storage)
+                factories.finish_generation(generation, storage)
             elif n == 5:
                 generation.status, generation.error = GenerationStatus.FAILED, "Engine crashed."
             ids["acme_rows"].append(generation.id)
-        rival_generation = finish_generation(
-            make_generation(rival, text="Rival's secret."), storage
+        rival_generation = factories.finish_generation(
+            factories.make_generation(rival, text="Rival's secret."), storage
         )
         ids["rival_row"] = rival_generation.id
         ids["rival_key"] = rival_generation.audio_key
         db.session.commit()
-        ids["member"] = detach(member)
+        ids["member"] = factories.detach(member)
         ids["acme"], ids["rival"] = acme.id, rival.id
     return ids
 
@@ -159,10 +147,14 @@ def test_bulk_delete_of_all_matching_goes_in_batches(app, as_member, world, monk
     with app.app_context(), operator_access("test setup"):
         org = SimpleNamespace(id=world["acme"])
         extra = [
-            make_generation(org, text=f"Old line {n}", created_at=BASE - dt.timedelta(days=1))
+            factories.make_generation(
+                org, text=f"Old line {n}", created_at=BASE - dt.timedelta(days=1)
+            )
             for n in range(5)
         ]
-        newer = make_generation(org, text="Made after the page was shown", created_at=BASE)
+        newer = factories.make_generation(
+            org, text="Made after the page was shown", created_at=BASE
+        )
         db.session.commit()
         extra_ids, newer_id = [g.id for g in extra], newer.id
     statements: list[str] = []

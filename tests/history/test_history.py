@@ -10,7 +10,6 @@ import json
 import re
 import uuid
 from types import SimpleNamespace
-from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
@@ -22,35 +21,13 @@ from dashboard.history import queries
 from dashboard.models import Generation, GenerationStatus, MemberRole, Organization, new_id
 from dashboard.storage import get_storage
 from dashboard.tenancy.operator import operator_access
-from tests.conftest import BACKENDS, WEB_ROLE_BACKENDS, login
-from tests.factories import (
-    detach,
-    finish_generation,
-    make_generation,
-    make_membership,
-    make_org,
-    make_user,
-    make_voice,
-)
+from tests import factories
+from tests.databases import BACKENDS, PG_ONLY, WEB_ROLE_BACKENDS
+from tests.history.helpers import get_page, history_url, row_ids
+from tests.http import HX, login
 
-HX = {"HX-Request": "true"}
 ROLES = [MemberRole.OWNER, MemberRole.ADMIN, MemberRole.MEMBER]
-PG_ONLY = [pytest.param("postgresql", marks=pytest.mark.postgres)]
 DAY = dt.datetime(2026, 3, 10, tzinfo=dt.UTC)
-# Stand-ins for the generation pages' endpoints until they land (the history links to them).
-GENERATION_ENDPOINTS = {
-    "generations.detail": "/o/<org_slug>/generations/<uuid:generation_id>",
-    "generations.audio": "/o/<org_slug>/generations/<uuid:generation_id>/audio",
-}
-
-
-@pytest.fixture(autouse=True)
-def generation_endpoints(app: Flask) -> None:
-    """Register stand-ins for `generations.detail`/`.audio` if they don't exist yet."""
-    for endpoint, rule in GENERATION_ENDPOINTS.items():
-        if endpoint not in app.view_functions:
-            app.add_url_rule(rule, endpoint=endpoint, view_func=lambda generation_id: "stub")
-
 
 # ------------------------------------------------------------------------ fixtures
 
@@ -62,16 +39,16 @@ def world(app: Flask) -> dict:
     ids: dict = {}
     with app.app_context(), operator_access("test setup"):
         storage = get_storage()
-        acme = make_org(slug="acme", name="Acme Audio")
-        rival = make_org(slug="rival", name="Rival Sound")
-        users = {role: make_user(email=f"{role.value}@acme.example") for role in ROLES}
+        acme = factories.make_org(slug="acme", name="Acme Audio")
+        rival = factories.make_org(slug="rival", name="Rival Sound")
+        users = {role: factories.make_user(email=f"{role.value}@acme.example") for role in ROLES}
         for role, user in users.items():
-            make_membership(user, acme, role)
-        rival_user = make_user(email="member@rival.example")
-        make_membership(rival_user, rival)
-        narrator = make_voice(acme, name="Narrator")
-        aaron = make_voice(name="Aaron")
-        make_voice(rival, name="Rival Secret")
+            factories.make_membership(user, acme, role)
+        rival_user = factories.make_user(email="member@rival.example")
+        factories.make_membership(rival_user, rival)
+        narrator = factories.make_voice(acme, name="Narrator")
+        aaron = factories.make_voice(name="Aaron")
+        factories.make_voice(rival, name="Rival Secret")
         rows = [
             ("Welcome to the quarterly results call.", narrator, GenerationStatus.SUCCEEDED),
             (("A chapter about the sea " + "and the waves " * 20).strip(), aaron, "failed"),
@@ -80,7 +57,7 @@ def world(app: Flask) -> dict:
             ("Made with a voice that was deleted.", None, GenerationStatus.SUCCEEDED),
         ]
         for n, (words, voice, status) in enumerate(rows):
-            generation = make_generation(
+            generation = factories.make_generation(
                 acme,
                 voice,
                 text=words,
@@ -93,16 +70,16 @@ def world(app: Flask) -> dict:
             )
             status = GenerationStatus(status)
             if status is GenerationStatus.SUCCEEDED:
-                finish_generation(generation, storage)
+                factories.finish_generation(generation, storage)
             elif status is GenerationStatus.FAILED:
                 generation.status, generation.error = status, "The engine ran out of memory."
             else:
                 generation.status = status
             ids[words[:12]] = generation.id
-        ids["rival generation"] = make_generation(rival, text="Rival's secret script.").id
+        ids["rival generation"] = factories.make_generation(rival, text="Rival's secret script.").id
         db.session.commit()
-        ids["users"] = {role: detach(user) for role, user in users.items()}
-        ids["rival user"] = detach(rival_user)
+        ids["users"] = {role: factories.detach(user) for role, user in users.items()}
+        ids["rival user"] = factories.detach(rival_user)
         ids["acme"], ids["rival"] = acme.id, rival.id
         ids["Narrator"], ids["Aaron"] = narrator.id, aaron.id
     return ids
@@ -115,21 +92,6 @@ def as_member(client, world):
 
 
 # ------------------------------------------------------------------------- helpers
-
-
-def history_url(slug: str = "acme", **params: str) -> str:
-    query = urlencode({k: v for k, v in params.items() if v is not None})
-    return f"/o/{slug}/history/" + (f"?{query}" if query else "")
-
-
-def get_page(client, url: str, **headers: str) -> str:
-    response = client.get(url, headers=headers)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_data(as_text=True)
-
-
-def row_ids(fragment: str) -> list[str]:
-    return re.findall(r'<tr id="generation-([0-9a-f-]{36})"', fragment)
 
 
 def older_href(fragment: str) -> str | None:
@@ -237,10 +199,10 @@ def test_every_role_sees_the_orgs_history_newest_first(client, world, role):
 
 def test_empty_history_links_to_the_generation_page(app, client):
     with app.app_context(), operator_access("test setup"):
-        user = make_user()
-        make_membership(user, make_org(slug="quiet"))
+        user = factories.make_user()
+        factories.make_membership(user, factories.make_org(slug="quiet"))
         db.session.commit()
-        user = detach(user)
+        user = factories.detach(user)
     login(client, user)
     page = get_page(client, history_url("quiet"))
     assert "No generations yet" in page
@@ -264,7 +226,7 @@ def filter_world(app: Flask, world: dict) -> dict:
     (the last two made with a voice since deleted: "Gone")."""
     with app.app_context(), operator_access("test setup"):
         org = SimpleNamespace(id=world["acme"])
-        plain = make_voice(org, name="Plain")
+        plain = factories.make_voice(org, name="Plain")
         cases = {
             "start of 1 Feb": dt.datetime(2026, 2, 1, 0, 0, 0, tzinfo=dt.UTC),
             "end of 2 Feb": dt.datetime(2026, 2, 2, 23, 59, 59, 999999, tzinfo=dt.UTC),
@@ -272,7 +234,7 @@ def filter_world(app: Flask, world: dict) -> dict:
             "end of 31 Jan": dt.datetime(2026, 1, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
         }
         for label, when in cases.items():
-            world[label] = make_generation(
+            world[label] = factories.make_generation(
                 org, plain, text=f"Boundary {label}.", created_at=when
             ).id
         for n, (label, words, voice) in enumerate(
@@ -284,7 +246,7 @@ def filter_world(app: Flask, world: dict) -> dict:
             ]
         ):
             created = DAY - dt.timedelta(days=40 + n)
-            world[label] = make_generation(org, voice, text=words, created_at=created).id
+            world[label] = factories.make_generation(org, voice, text=words, created_at=created).id
         db.session.commit()
         world["Plain"] = plain.id
     return world
@@ -337,7 +299,7 @@ def test_filters(as_member, filter_world, params, expected):
 def test_filters_keep_their_values_and_offer_every_voice(app, as_member, filter_world):
     with app.app_context(), operator_access("test setup"):
         org = SimpleNamespace(id=filter_world["acme"])
-        make_generation(org, text="Another one.", voice_name="Zed <script>")
+        factories.make_generation(org, text="Another one.", voice_name="Zed <script>")
         db.session.commit()
     params = {"q": "sea", "status": "failed", "from": "2026-01-01", "to": "2026-12-31"}
     page = get_page(as_member, history_url(voice=str(filter_world["Aaron"]), **params))
@@ -361,10 +323,12 @@ def test_filters_keep_their_values_and_offer_every_voice(app, as_member, filter_
 def test_deleted_voice_names_are_listed_once_by_name_up_to_the_cap(app, monkeypatch, backend):
     """The names come from a loose index scan: one step per name, however many rows."""
     with app.app_context(), operator_access("test setup"):
-        org = make_org(slug="names")
+        org = factories.make_org(slug="names")
         for name in ["Zed", "Alpha", "Mid", "Alpha", "Zed", "Alpha", "Beta"]:
-            make_generation(org, voice_name=name)
-        make_generation(org, make_voice(org, name="Alive"))  # a live voice: not a deleted name
+            factories.make_generation(org, voice_name=name)
+        factories.make_generation(
+            org, factories.make_voice(org, name="Alive")
+        )  # a live voice: not a deleted name
         db.session.commit()
         org_id = org.id
     with app.app_context(), tenancy.org_scope(org_id):
@@ -467,7 +431,7 @@ def test_voice_filter_lists_the_first_custom_voices_and_always_the_selected_one(
     monkeypatch.setattr(queries, "VOICE_OPTIONS_CAP", 2)
     with app.app_context(), operator_access("test setup"):
         org = db.session.get(Organization, world["acme"])
-        extra = [make_voice(org, name=f"Zz Voice {n}") for n in range(3)]
+        extra = [factories.make_voice(org, name=f"Zz Voice {n}") for n in range(3)]
         db.session.commit()
         last = extra[-1].id
     page = get_page(as_member, history_url())

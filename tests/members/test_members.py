@@ -23,17 +23,12 @@ from dashboard.auth.passwords import hash_password
 from dashboard.extensions import db
 from dashboard.members import services
 from dashboard.models import Invitation, MemberRole, Membership, Organization, utcnow
-from tests.conftest import login
-from tests.factories import detach, make_membership, make_org, make_user
+from tests import factories
+from tests.databases import make_config
+from tests.http import HX, login
 
 PASSWORD = "correct horse battery"
 OWNER, ADMIN, MEMBER = MemberRole.OWNER, MemberRole.ADMIN, MemberRole.MEMBER
-HX = {"HX-Request": "true"}
-
-
-@pytest.fixture(autouse=True)
-def settings(app):
-    app.config.update(WTF_CSRF_ENABLED=False, PASSWORD_HASH_PROFILE="test")
 
 
 @pytest.fixture
@@ -41,25 +36,27 @@ def team(app):
     """Org "acme": one owner, one admin, two members, a pending invitation; org "other"
     with its own member and invitation. Returns detached users and row ids."""
     with app.app_context(), tenancy.all_tenants("test setup"):
-        acme = make_org(slug="acme", name="Acme Audio")
-        other = make_org(slug="other", name="Other Org")
+        acme = factories.make_org(slug="acme", name="Acme Audio")
+        other = factories.make_org(slug="other", name="Other Org")
         users, ids = {}, {}
         for key, role in [("owner", OWNER), ("admin", ADMIN), ("member", MEMBER)]:
-            users[key] = make_user(
+            users[key] = factories.make_user(
                 email=f"{key}@acme.example",
                 display_name=f"{key.title()} Person",
                 password_hash=hash_password(PASSWORD),
             )
-            ids[key] = make_membership(users[key], acme, role).id
-        users["target"] = make_user(email="target@acme.example", display_name="Tara Target")
-        ids["target"] = make_membership(users["target"], acme, MEMBER).id
-        users["outsider"] = make_user(email="outsider@other.example")
-        ids["outsider"] = make_membership(users["outsider"], other, OWNER).id
+            ids[key] = factories.make_membership(users[key], acme, role).id
+        users["target"] = factories.make_user(
+            email="target@acme.example", display_name="Tara Target"
+        )
+        ids["target"] = factories.make_membership(users["target"], acme, MEMBER).id
+        users["outsider"] = factories.make_user(email="outsider@other.example")
+        ids["outsider"] = factories.make_membership(users["outsider"], other, OWNER).id
         ids["invitation"] = add_invitation(acme.id, "pending@example.com")[0]
         ids["other_invitation"] = add_invitation(other.id, "elsewhere@example.com")[0]
         ids["acme"], ids["other"] = acme.id, other.id
         db.session.commit()
-        users = {key: detach(user) for key, user in users.items()}
+        users = {key: factories.detach(user) for key, user in users.items()}
     return {"users": users, "ids": ids}
 
 
@@ -276,7 +273,7 @@ def test_members_page_query_count_does_not_grow_with_the_team(app, client, team,
     few = statements_for(count_queries, client, members_url())
     with app.app_context(), tenancy.all_tenants("test setup"):
         for n in range(15):
-            user = make_user(email=f"extra{n}@acme.example")
+            user = factories.make_user(email=f"extra{n}@acme.example")
             db.session.add(Membership(user_id=user.id, org_id=team["ids"]["acme"], role=MEMBER))
             add_invitation(team["ids"]["acme"], f"invitee{n}@example.com")
         db.session.commit()
@@ -631,14 +628,14 @@ def test_revoked_link_stops_working(app, client, team):
 def newcomer(app, team):
     """A registered user (with a password) who isn't in acme yet, and an invitation for them."""
     with app.app_context(), tenancy.all_tenants("test setup"):
-        user = make_user(
+        user = factories.make_user(
             email="newcomer@example.com",
             display_name="Nia Newcomer",
             password_hash=hash_password(PASSWORD),
         )
         invitation_id, token = add_invitation(team["ids"]["acme"], user.email, role=ADMIN)
         db.session.commit()
-        return detach(user), invitation_id, token
+        return factories.detach(user), invitation_id, token
 
 
 def test_accepting_joins_with_the_invited_role(app, client, team, newcomer):
@@ -695,10 +692,10 @@ def test_the_service_refuses_a_second_use_even_when_racing(app, team, newcomer):
 
 def test_expired_invitation_is_410(app, client, team):
     with app.app_context(), tenancy.all_tenants("test setup"):
-        user = make_user(email="late@example.com")
+        user = factories.make_user(email="late@example.com")
         _, token = add_invitation(team["ids"]["acme"], user.email, expires_in=-dt.timedelta(1))
         db.session.commit()
-        user = detach(user)
+        user = factories.detach(user)
     login(client, user)
     for method in ("GET", "POST"):
         response = client.open(join_url(token), method=method)
@@ -978,7 +975,6 @@ def test_members_flow_as_the_web_role_under_row_level_security(
 ):
     """The same flows with row-level security binding the connection, not just the filter."""
     from dashboard import create_app
-    from tests.conftest import make_config
 
     web = create_app(make_config(pg_app_url, tmp_path))
     owner_client, newcomer_client = web.test_client(), web.test_client()

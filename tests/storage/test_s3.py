@@ -12,7 +12,7 @@ from sqlalchemy import select
 from dashboard import create_app
 from dashboard.extensions import db
 from dashboard.models import Voice
-from tests.conftest import make_config
+from tests.databases import make_config
 from tests.s3server import FAKE_KEY_ID, FAKE_SECRET, REGION, isolate_aws_env, make_bucket, s3_client
 
 

@@ -49,7 +49,6 @@ from tests.s3server import (
     FAKE_KEY_ID,
     FAKE_SECRET,
     REGION,
-    isolate_aws_env,
     make_bucket,
     s3_client,
 )
@@ -100,11 +99,6 @@ class TrickleStream(io.RawIOBase):
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(autouse=True)
-def _fake_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate_aws_env(monkeypatch, tmp_path)
 
 
 @functools.cache

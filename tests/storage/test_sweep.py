@@ -19,8 +19,8 @@ from dashboard.storage import (
     system_voice_key,
 )
 from dashboard.storage.sweep import owner_of
-from tests.conftest import BACKENDS
-from tests.factories import make_generation, make_org, make_voice
+from tests import factories
+from tests.databases import BACKENDS
 
 HOUR = 3600
 
@@ -40,10 +40,12 @@ def put(key: str, age_seconds: int = 0) -> str:
 def objects(app):
     """One referenced object of each kind, old and new orphans, and a stranger's file."""
     with app.app_context(), tenancy.all_tenants("test setup"):
-        org = make_org()
-        system = make_voice(name="System One")
-        custom = make_voice(org, name="Custom One")
-        generation = make_generation(org, custom, status="succeeded", audio_key="placeholder")
+        org = factories.make_org()
+        system = factories.make_voice(name="System One")
+        custom = factories.make_voice(org, name="Custom One")
+        generation = factories.make_generation(
+            org, custom, status="succeeded", audio_key="placeholder"
+        )
         keys = {
             "system": put(system_voice_key(system.id), 2 * HOUR),
             "custom": put(f"{custom_voice_key(org.id, custom.id)}.r2", 2 * HOUR),

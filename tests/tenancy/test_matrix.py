@@ -56,17 +56,11 @@ from dashboard.models import (
     utcnow,
 )
 from dashboard.storage import custom_voice_key, get_storage
+from tests import factories
 from tests.databases import WEB_ROLE_BACKENDS, make_config, truncate_all
-from tests.factories import (
-    detach,
-    finish_generation,
-    make_generation,
-    make_membership,
-    make_user,
-    make_voice,
-)
 from tests.http import login
 from tests.tenant_world import (
+    OBJECT_ARGS,
     Snapshot,
     World,
     build_world,
@@ -75,21 +69,11 @@ from tests.tenant_world import (
     recording_reads,
     reference_wav,
     shape,
-    speech_sample,
     store_voice_audio,
     unique,
 )
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-# URL argument → the kind of object whose id it is (keys of `Org.objects`); the CSRF
-# suite reads this too, to build URLs for every write.
-OBJECT_ARGS = {
-    "voice_id": "voice",
-    "generation_id": "generation",
-    "membership_id": "membership",
-    "member_id": "membership",
-    "invitation_id": "invitation",
-}
 # Every argument that names something of an organisation: ids, its slug, a link's token.
 ARG_KINDS = {**OBJECT_ARGS, "org_slug": "slug", "token": "token"}
 # Rules that name no object of any organisation, so there is nothing to cross.
@@ -201,9 +185,9 @@ def logged_in(world: World, user: Any | None) -> Any:
 
 def fresh_member(world: World) -> dict[str, Any]:
     with world.operator():
-        user = make_user(email=f"{unique('fresh')}@a.example")
+        user = factories.make_user(email=f"{unique('fresh')}@a.example")
         org = db.session.get_one(Organization, world.a.id)
-        membership = make_membership(user, org, MemberRole.MEMBER)
+        membership = factories.make_membership(user, org, MemberRole.MEMBER)
         return {"membership": membership.id, "user": user.id}
 
 
@@ -215,7 +199,7 @@ def fresh_member_acting(world: World) -> dict[str, Any]:
 
 def detached_user(world: World, user_id: uuid.UUID) -> Any:
     with world.operator():
-        return detach(db.session.get_one(User, user_id))
+        return factories.detach(db.session.get_one(User, user_id))
 
 
 def fresh_generation(world: World, *, failed: bool = False) -> dict[str, Any]:
@@ -223,24 +207,28 @@ def fresh_generation(world: World, *, failed: bool = False) -> dict[str, Any]:
         org = db.session.get_one(Organization, world.a.id)
         voice = db.session.get_one(Voice, world.a.objects["voice"][0])
         if failed:
-            generation = make_generation(
+            generation = factories.make_generation(
                 org, voice, status=GenerationStatus.FAILED, error="Refused (test).", attempts=1
             )
         else:
-            generation = finish_generation(make_generation(org, voice), get_storage())
+            generation = factories.finish_generation(
+                factories.make_generation(org, voice), get_storage()
+            )
         return {"generation": generation.id}
 
 
 def fresh_voice(world: World) -> dict[str, Any]:
     with world.operator():
-        voice = make_voice(db.session.get_one(Organization, world.a.id), name=unique("Fresh "))
-        store_voice_audio(voice, custom_voice_key(world.a.id, voice.id), *speech_sample())
+        voice = factories.make_voice(
+            db.session.get_one(Organization, world.a.id), name=unique("Fresh ")
+        )
+        store_voice_audio(voice, custom_voice_key(world.a.id, voice.id), *factories.speech_sample())
         return {"voice": voice.id}
 
 
 def fresh_invitation(world: World) -> dict[str, Any]:
     with world.operator():
-        invitee = make_user(email=f"{unique('joiner')}@a.example")
+        invitee = factories.make_user(email=f"{unique('joiner')}@a.example")
         token = secrets.token_urlsafe(16)
         invitation = Invitation(
             org_id=world.a.id,
@@ -423,7 +411,9 @@ def fresh_voice_with_generation(world: World) -> dict[str, Any]:
     with world.operator():
         org = db.session.get_one(Organization, world.a.id)
         voice = db.session.get_one(Voice, objects["voice"])
-        generation = finish_generation(make_generation(org, voice), get_storage())
+        generation = factories.finish_generation(
+            factories.make_generation(org, voice), get_storage()
+        )
         return {**objects, "generation": generation.id}
 
 

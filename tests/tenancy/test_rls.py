@@ -40,15 +40,8 @@ from dashboard.models import (
 )
 from dashboard.tenancy import rls
 from dashboard.tenancy.operator import operator_access
+from tests import factories
 from tests.databases import make_config, private_schema_app
-from tests.factories import (
-    detach,
-    make_generation,
-    make_membership,
-    make_org,
-    make_user,
-    make_voice,
-)
 from tests.http import login
 from tests.pg_roles import app_role_name
 
@@ -105,9 +98,9 @@ def make_invitation(org: Organization) -> Invitation:
 def world(app: Flask) -> World:
     """Create both organisations' rows as the owner, which row-level security lets by."""
     with app.app_context(), tenancy.all_tenants("test data spans organisations"):
-        org_a, org_b = make_org(), make_org()
-        user_u, user_v, user_x = make_user(), make_user(), make_user()
-        voice_a, voice_b = make_voice(org_a), make_voice(org_b)
+        org_a, org_b = factories.make_org(), factories.make_org()
+        user_u, user_v, user_x = factories.make_user(), factories.make_user(), factories.make_user()
+        voice_a, voice_b = factories.make_voice(org_a), factories.make_voice(org_b)
         built = World(
             org_a=org_a.id,
             org_b=org_b.id,
@@ -115,16 +108,16 @@ def world(app: Flask) -> World:
             user_u=user_u.id,
             user_v=user_v.id,
             user_x=user_x.id,
-            system_voice=make_voice().id,
+            system_voice=factories.make_voice().id,
             voice_a=voice_a.id,
             voice_b=voice_b.id,
-            gen_a=make_generation(org_a, voice_a).id,
-            gen_b=make_generation(org_b, voice_b).id,
+            gen_a=factories.make_generation(org_a, voice_a).id,
+            gen_b=factories.make_generation(org_b, voice_b).id,
             inv_a=make_invitation(org_a).id,
             inv_b=make_invitation(org_b).id,
-            u_in_a=make_membership(user_u, org_a, MemberRole.OWNER).id,
-            u_in_b=make_membership(user_u, org_b).id,
-            v_in_b=make_membership(user_v, org_b, MemberRole.OWNER).id,
+            u_in_a=factories.make_membership(user_u, org_a, MemberRole.OWNER).id,
+            u_in_b=factories.make_membership(user_u, org_b).id,
+            v_in_b=factories.make_membership(user_v, org_b, MemberRole.OWNER).id,
         )
         db.session.commit()
     return built
@@ -210,7 +203,7 @@ def test_the_web_app_works_as_the_web_role(web_app: Flask, app: Flask, world: Wo
     client = web_app.test_client()
     # `login` needs the app's one pooled connection, so not inside a context holding it.
     with web_app.app_context():
-        user_u = detach(db.session.get_one(User, world.user_u))
+        user_u = factories.detach(db.session.get_one(User, world.user_u))
     login(client, user_u)
     assert client.get("/home").status_code == 302  # the org switcher's query
     assert client.get(f"/o/{world.slug_a}/").status_code == 200
@@ -219,7 +212,7 @@ def test_the_web_app_works_as_the_web_role(web_app: Flask, app: Flask, world: Wo
     created = client.post("/orgs/new", data={"name": "Made by the web role"})
     assert created.status_code in (302, 303), created.text
     with web_app.app_context():
-        user_x = detach(db.session.get_one(User, world.user_x))
+        user_x = factories.detach(db.session.get_one(User, world.user_x))
     login(client, user_x)
     assert client.get(f"/o/{world.slug_a}/").status_code == 404
     with app.app_context(), tenancy.all_tenants("check the new org's owner as the owner"):

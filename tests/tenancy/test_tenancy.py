@@ -12,8 +12,8 @@ from dashboard import PROJECT_ROOT, tenancy
 from dashboard.extensions import db
 from dashboard.models import Generation, Membership, Organization, Voice
 from dashboard.tenancy import TenantScopeError, all_tenants, get_scoped, org_scope
+from tests import factories
 from tests.databases import both_databases
-from tests.factories import make_generation, make_membership, make_org, make_user, make_voice
 
 
 @pytest.fixture
@@ -21,13 +21,13 @@ def two_orgs(app):
     """Orgs A and B with a custom voice, two generations and a member each, plus a system voice."""
     with app.app_context(), all_tenants("test setup"):
         ids = {}
-        system = make_voice(name="Shared")
+        system = factories.make_voice(name="Shared")
         ids["system_voice"] = system.id
         for label in ("a", "b"):
-            org = make_org(slug=f"org-{label}")
-            voice = make_voice(org, name=f"Voice {label}")
-            gens = [make_generation(org, voice, text=f"{label} {i}") for i in range(2)]
-            make_membership(make_user(), org)
+            org = factories.make_org(slug=f"org-{label}")
+            voice = factories.make_voice(org, name=f"Voice {label}")
+            gens = [factories.make_generation(org, voice, text=f"{label} {i}") for i in range(2)]
+            factories.make_membership(factories.make_user(), org)
             ids[label] = org.id
             ids[f"{label}_voice"] = voice.id
             ids[f"{label}_gen"] = gens[0].id

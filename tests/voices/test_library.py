@@ -25,14 +25,13 @@ from dashboard.models import MemberRole, Voice, VoiceCategory, VoiceVariant
 from dashboard.storage import custom_voice_key, get_storage, system_voice_key
 from dashboard.tenancy.operator import operator_access
 from dashboard.voices import queries
-from tests.conftest import BACKENDS, WEB_ROLE_BACKENDS, login, make_config
-from tests.factories import detach, make_membership, make_org, make_user, make_voice
+from tests import factories
+from tests.databases import BACKENDS, PG_ONLY, WEB_ROLE_BACKENDS, make_config
+from tests.http import HX, login
 
-HX = {"HX-Request": "true"}
 MEMBER = MemberRole.MEMBER
 ROLES = [MemberRole.OWNER, MemberRole.ADMIN, MEMBER]
 AUDIO = bytes(range(256)) * 40  # 10,240 bytes, each offset distinguishable
-PG_ONLY = [pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 SYSTEM_VOICES = [
     (
@@ -80,32 +79,32 @@ def world(app: Flask) -> dict:
     ids: dict = {}
     with app.app_context(), operator_access("test setup"):
         for n, (name, category, language, description) in enumerate(SYSTEM_VOICES):
-            voice = make_voice(
+            voice = factories.make_voice(
                 name=name, category=category, language=language, description=description
             )
             if n == 0:
                 for column, value in put_audio(system_voice_key(voice.id)).items():
                     setattr(voice, column, value)
             ids[name] = voice.id
-        acme = make_org(slug="acme", name="Acme Audio")
-        rival = make_org(slug="rival", name="Rival Sound")
-        users = {role: make_user(email=f"{role.value}@acme.example") for role in ROLES}
+        acme = factories.make_org(slug="acme", name="Acme Audio")
+        rival = factories.make_org(slug="rival", name="Rival Sound")
+        users = {role: factories.make_user(email=f"{role.value}@acme.example") for role in ROLES}
         for role, user in users.items():
-            make_membership(user, acme, role)
+            factories.make_membership(user, acme, role)
         for n, (name, category, language, description) in enumerate(CUSTOM_VOICES):
-            voice = make_voice(
+            voice = factories.make_voice(
                 acme, name=name, category=category, language=language, description=description
             )
             if n == 0:
                 for column, value in put_audio(custom_voice_key(acme.id, voice.id)).items():
                     setattr(voice, column, value)
             ids[name] = voice.id
-        rival_voice = make_voice(rival, name="Rival Secret", description="Not for Acme")
+        rival_voice = factories.make_voice(rival, name="Rival Secret", description="Not for Acme")
         for column, value in put_audio(custom_voice_key(rival.id, rival_voice.id)).items():
             setattr(rival_voice, column, value)
         ids["Rival Secret"], ids["acme"] = rival_voice.id, acme.id
         db.session.commit()
-        ids["users"] = {role: detach(user) for role, user in users.items()}
+        ids["users"] = {role: factories.detach(user) for role, user in users.items()}
     return ids
 
 
@@ -205,11 +204,11 @@ def test_use_this_voice_links_to_the_generation_page(app, client, world):
 
 def test_empty_library_explains_who_can_add_voices(app, client):
     with app.app_context(), operator_access("test setup"):
-        org = make_org(slug="quiet", name="Quiet Co")
-        member = make_user()
-        make_membership(member, org, MEMBER)
+        org = factories.make_org(slug="quiet", name="Quiet Co")
+        member = factories.make_user()
+        factories.make_membership(member, org, MEMBER)
         db.session.commit()
-        member = detach(member)
+        member = factories.detach(member)
     login(client, member)
     page = get_page(client, library_url("quiet"))
     assert "No voices of your own yet" in page
@@ -661,14 +660,14 @@ def presigning_app(s3_endpoint, tmp_path, monkeypatch) -> Iterator[Flask]:
 
 def test_presigned_redirect_when_storage_is_s3_and_asked_for(presigning_app, s3_endpoint):
     with presigning_app.app_context(), operator_access("test setup"):
-        org = make_org(slug="cloud")
-        user = make_user()
-        make_membership(user, org, MEMBER)
-        voice = make_voice(org, name="Cloudy")
+        org = factories.make_org(slug="cloud")
+        user = factories.make_user()
+        factories.make_membership(user, org, MEMBER)
+        voice = factories.make_voice(org, name="Cloudy")
         for column, value in put_audio(custom_voice_key(org.id, voice.id)).items():
             setattr(voice, column, value)
         db.session.commit()
-        user, voice_id = detach(user), voice.id
+        user, voice_id = factories.detach(user), voice.id
     client = presigning_app.test_client()
     login(client, user)
     response = client.get(audio_url(voice_id, "cloud"))

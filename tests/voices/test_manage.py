@@ -23,7 +23,6 @@ import soundfile
 from sqlalchemy import insert, select
 from sqlalchemy import inspect as sa_inspect
 from werkzeug.datastructures import FileStorage
-from werkzeug.test import stream_encode_multipart
 
 from dashboard import tenancy
 from dashboard.extensions import db
@@ -31,18 +30,11 @@ from dashboard.models import Generation, MemberRole, Voice, VoiceCategory, Voice
 from dashboard.storage import LocalStorage, StorageUnavailable, custom_voice_key, get_storage
 from dashboard.tenancy.operator import operator_access
 from dashboard.voices import reference_audio, services
-from tests.conftest import BACKENDS, WEB_ROLE_BACKENDS, login
-from tests.factories import (
-    detach,
-    make_generation,
-    make_membership,
-    make_org,
-    make_user,
-    make_voice,
-)
+from tests import factories
+from tests.databases import BACKENDS, WEB_ROLE_BACKENDS
+from tests.http import HX, login, post_multipart
 
 OWNER, ADMIN, MEMBER = MemberRole.OWNER, MemberRole.ADMIN, MemberRole.MEMBER
-HX = {"HX-Request": "true"}
 MiB = 1024 * 1024
 NEW = "/o/acme/voices/new"
 
@@ -92,7 +84,7 @@ class World:
 
 
 def voice_with_audio(storage, org, name: str, **kw) -> Voice:
-    voice = make_voice(org, name=name, language=kw.pop("language", "en-GB"), **kw)
+    voice = factories.make_voice(org, name=name, language=kw.pop("language", "en-GB"), **kw)
     data = audio_bytes(12, rate=8_000)
     key = custom_voice_key(org.id, voice.id)
     storage.put(key, io.BytesIO(data), content_type="audio/wav")
@@ -107,21 +99,21 @@ def voice_with_audio(storage, org, name: str, **kw) -> Voice:
 def world(app) -> World:
     with app.app_context(), operator_access("test setup spans two orgs"):
         storage = get_storage()
-        acme = make_org(slug="acme", name="Acme Audio")
-        other = make_org(slug="other", name="Other Org")
+        acme = factories.make_org(slug="acme", name="Acme Audio")
+        other = factories.make_org(slug="other", name="Other Org")
         users = {}
         for role in (OWNER, ADMIN, MEMBER):
-            users[role.value] = make_user(email=f"{role.value}@acme.example")
-            make_membership(users[role.value], acme, role)
-        users["outsider"] = make_user(email="owner@other.example")
-        make_membership(users["outsider"], other, OWNER)
+            users[role.value] = factories.make_user(email=f"{role.value}@acme.example")
+            factories.make_membership(users[role.value], acme, role)
+        users["outsider"] = factories.make_user(email="owner@other.example")
+        factories.make_membership(users["outsider"], other, OWNER)
         narrator = voice_with_audio(storage, acme, "Narrator", description="Warm and clear")
         other_voice = voice_with_audio(storage, other, "Outsider")
-        system_voice = make_voice(None, name="Aaron")
-        generation = make_generation(acme, narrator, text="Hello there.")
+        system_voice = factories.make_voice(None, name="Aaron")
+        generation = factories.make_generation(acme, narrator, text="Hello there.")
         db.session.commit()
         found = World(
-            users={k: detach(u) for k, u in users.items()},
+            users={k: factories.detach(u) for k, u in users.items()},
             narrator=narrator.id,
             narrator_key=narrator.audio_key,
             generation=generation.id,
@@ -141,7 +133,7 @@ def custom_voices(app) -> dict[str, Voice]:
     """Every custom voice of every org, by name (detached)."""
     with app.app_context(), operator_access("test check"):
         voices = db.session.scalars(select(Voice).where(Voice.variant == VoiceVariant.CUSTOM))
-        return {v.name: detach(v) for v in voices.all()}
+        return {v.name: factories.detach(v) for v in voices.all()}
 
 
 # Columns an edit may move by itself: the row's own clock.
@@ -207,16 +199,7 @@ def upload(client, path: Path | None = None, url: str = NEW, headers=None, **ove
     data: dict[str, Any] = fields(**overrides)
     if path is not None:
         data["audio"] = FileStorage(io.BytesIO(path.read_bytes()), filename=path.name)
-    # Encoded in memory: the test client would spool big bodies to a temporary file
-    # that nothing closes (a ResourceWarning, which this suite turns into an error).
-    body, length, boundary = stream_encode_multipart(data, use_tempfile=False)
-    return client.post(
-        url,
-        input_stream=body,
-        content_length=length,
-        content_type=f'multipart/form-data; boundary="{boundary}"',
-        headers=headers or {},
-    )
+    return post_multipart(client, url, data, headers)
 
 
 def edit_url(voice_id) -> str:
@@ -762,7 +745,7 @@ def test_new_audio_needs_the_consent_and_passes_the_same_checks(app, client, wor
 
 def test_renaming_to_a_taken_name_is_an_inline_error(app, client, world):
     with app.app_context(), tenancy.all_tenants("test setup"):
-        make_voice(_org(world), name="Taken")
+        factories.make_voice(_org(world), name="Taken")
         db.session.commit()
     before = voice_rows(app)
     response = upload(as_user(client, world), url=edit_url(world.narrator), name="TAKEN")
@@ -951,7 +934,7 @@ def demo_voices(app) -> dict[str, Voice]:
     with app.app_context(), operator_access("test check"):
         org = db.session.scalars(select(Organization).where(Organization.slug == "demo")).one()
         voices = db.session.scalars(select(Voice).where(Voice.org_id == org.id)).all()
-        return {v.name: detach(v) for v in voices}
+        return {v.name: factories.detach(v) for v in voices}
 
 
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
