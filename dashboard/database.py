@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Integer, Select, event, func, literal, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased, scoped_session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE, Subquery
 
 from dashboard.config import redacted_url
+from dashboard.extensions import db
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -32,6 +34,21 @@ def install_sqlite_pragmas() -> None:
     """Turn on foreign keys and WAL for every SQLite connection (idempotent)."""
     if not event.contains(Engine, "connect", _on_sqlite_connect):
         event.listen(Engine, "connect", _on_sqlite_connect)
+
+
+@contextmanager
+def task_transaction() -> Iterator[scoped_session[Session]]:
+    """Run a task outside a request on `db.session` as a request would: commit at the
+    end, roll back on error, and remove the session afterwards (a worker thread's
+    session must not outlive its task)."""
+    try:
+        yield db.session
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        db.session.remove()
 
 
 def describe_database_error(exc: BaseException, url: str) -> str:

@@ -107,3 +107,8 @@ class Form(FlaskForm):
                 extra.append(inline)
             valid = field.validate(self, extra) and valid
         return valid
+
+
+def form_status(form: FlaskForm) -> int:
+    """Return the status a form page answers with: 422 when what was sent has errors."""
+    return 422 if form.errors else 200

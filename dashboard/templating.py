@@ -2,7 +2,7 @@
 
 The formatting itself lives in `dashboard.formatting`; this module only names it for
 templates, with the few globals pages need (navigation, cached object URLs, the
-waveform drawing the shared player macro uses).
+waveform drawing of the generations' player macro).
 """
 
 from __future__ import annotations

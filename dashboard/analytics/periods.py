@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from dashboard.formatting import date_span, long_date, short_date
@@ -74,9 +74,6 @@ class Period:
     def last_past_day(self, today: dt.date) -> dt.date:
         """Return the period's last day before `today`: the last one a snapshot can hold."""
         return min(self.end, today - dt.timedelta(days=1))
-
-    def days_in(self) -> Iterable[dt.date]:
-        return (self.start + dt.timedelta(days=n) for n in range(self.days))
 
     def buckets(self) -> list[Bucket]:
         """Split the period into days, ISO weeks (Monday first) or months, clipped to it."""

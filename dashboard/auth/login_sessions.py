@@ -40,6 +40,7 @@ from sqlalchemy import ColumnElement, and_, delete, not_, select, update
 from sqlalchemy.orm import joinedload
 
 from dashboard import edge, tenancy
+from dashboard.database import task_transaction
 from dashboard.extensions import db
 from dashboard.models import Membership, User, UserSession, utcnow
 
@@ -156,15 +157,8 @@ def purge_expired(now: dt.datetime | None = None) -> int:
 
 def purge_from_worker() -> int:
     """Purge expired sessions in a worker process (the periodic task); commits."""
-    try:
-        removed = purge_expired()
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    finally:
-        db.session.remove()
-    return removed
+    with task_transaction():
+        return purge_expired()
 
 
 def register_tasks(huey: Huey, app: Flask) -> None:

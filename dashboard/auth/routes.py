@@ -12,7 +12,7 @@ from dashboard.auth import bp, login_sessions, registration, services, throttle
 from dashboard.auth.forms import ChangePasswordForm, LoginForm, SignupForm
 from dashboard.auth.services import AccountError
 from dashboard.extensions import db
-from dashboard.forms import Form
+from dashboard.forms import Form, form_status
 from dashboard.htmx import redirect_to
 from dashboard.models import User
 
@@ -39,7 +39,7 @@ def too_many_attempts(form: LoginForm, retry: int) -> Response:
 
 def form_page(template: str, form: Form) -> tuple[str, int]:
     """Render `template` with `form`: 422 when what was sent has errors, else 200."""
-    return render_template(template, form=form), 422 if form.errors else 200
+    return render_template(template, form=form), form_status(form)
 
 
 def log_in(user: User) -> None:

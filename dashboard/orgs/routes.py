@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 
 from dashboard.auth.services import AccountError
 from dashboard.extensions import db
+from dashboard.forms import form_status
 from dashboard.htmx import redirect_to
 from dashboard.orgs import bp, org_bp, queries, services
 from dashboard.orgs.forms import NewOrgForm
@@ -35,7 +36,7 @@ def new():
         else:
             db.session.commit()
             return redirect_to(url_for("org.home", org_slug=org.slug))
-    return render_template("orgs/new.html", form=form), 422 if form.errors else 200
+    return render_template("orgs/new.html", form=form), form_status(form)
 
 
 @org_bp.get("/")

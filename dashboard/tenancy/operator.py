@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, scoped_session
 
 from dashboard import tenancy
 from dashboard.config import engine_options
+from dashboard.database import task_transaction
 from dashboard.extensions import db
 
 OPERATOR_ENGINE_KEY = "voxboard.operator_engine"
@@ -79,7 +80,7 @@ def worker_session(reason: str) -> Iterator[Session | scoped_session[Session]]:
 
     On `OPERATOR_DATABASE_URL` it is a session of its own on the operator engine, never
     the app's engine swapped under the worker's other threads; without it, `db.session`
-    (rolled back on error and removed afterwards, as a request would).
+    through `database.task_transaction`.
     """
     url = current_app.config.get("OPERATOR_DATABASE_URL")
     with tenancy.all_tenants(reason):
@@ -88,11 +89,5 @@ def worker_session(reason: str) -> Iterator[Session | scoped_session[Session]]:
                 yield session
                 session.commit()
             return
-        try:
-            yield db.session
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
-        finally:
-            db.session.remove()
+        with task_transaction() as session:
+            yield session
