@@ -10,6 +10,7 @@ from typing import Any
 
 from dashboard.audio import waveform_peaks
 from dashboard.extensions import db
+from dashboard.generations import ledger
 from dashboard.models import (
     Generation,
     GenerationStatus,
@@ -79,6 +80,10 @@ def make_generation(org: Organization, voice: Voice | None = None, **kw: Any) ->
     )
     db.session.add(generation)
     db.session.flush()
+    accepted = GenerationStatus(generation.status) is not GenerationStatus.FAILED
+    if accepted and generation.character_count > 0:
+        # What the app does when it accepts a submission: a failed one was refunded.
+        ledger.charge(generation, counted_at=generation.created_at)
     return generation
 
 

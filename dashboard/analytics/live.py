@@ -39,7 +39,7 @@ from sqlalchemy import (
 
 from dashboard.analytics.snapshots import Builder, DayFigures, day_bounds, generation_groups
 from dashboard.extensions import db
-from dashboard.generations.queries import counts_against_quota
+from dashboard.generations.ledger import characters_counted, counts_against_quota
 from dashboard.models import Generation, Membership, User, Voice, VoiceVariant
 
 
@@ -104,7 +104,7 @@ def read_live(
       of each user in `member_ids` who is still a member (both map an id to the key
       the snapshots name it by);
     - with `usage_since`, the characters that count against the org's quota since
-      then (`generations.queries.counts_against_quota`), saving `usage`'s statement;
+      then (`generations.ledger.counts_against_quota`), saving `usage`'s statement;
     - with `fingerprint_day`, `read_fingerprint`'s figures for that day.
 
     Each branch states the org itself (the tenant filter is skipped, see
@@ -185,9 +185,9 @@ def _member_names(org_id: uuid.UUID, member_ids: Iterable[uuid.UUID], dialect: s
 
 def _characters_against_quota(org_id: uuid.UUID, since: dt.datetime) -> Select[Any]:
     """Return the characters that count against the org's quota since `since` (one row)."""
-    return select(
-        *_branch("usage", characters=func.coalesce(func.sum(Generation.character_count), 0))
-    ).where(*counts_against_quota(org_id, since))
+    return select(*_branch("usage", characters=characters_counted())).where(
+        *counts_against_quota(org_id, since)
+    )
 
 
 def _run_branches(branches: Sequence[Select[Any]]) -> Sequence[Row[Any]]:

@@ -36,6 +36,7 @@ from dashboard.auth.passwords import verify_password
 from dashboard.auth.queries import find_user
 from dashboard.auth.services import AccountError, create_user
 from dashboard.extensions import db
+from dashboard.generations import ledger
 from dashboard.members.queries import role_in
 from dashboard.members.services import add_member
 from dashboard.models import (
@@ -635,6 +636,10 @@ def _ensure_history(
             rows.append(_history_row(org.id, planned, audio))
         db.session.add_all(rows)
         db.session.flush()
+        for row in rows:
+            if row.status is not GenerationStatus.FAILED:
+                # Charged as the app charges a submission (a failed one was refunded).
+                ledger.charge(row, counted_at=row.created_at)
     new_keys.extend(written)
     return HistoryReport(
         created=len(rows),

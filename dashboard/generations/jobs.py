@@ -16,12 +16,13 @@ application filter and PostgreSQL row-level security both apply to the worker):
 An engine or storage error sends the row back to `queued` with a note and asks huey to
 retry after `JOB_RETRY_DELAY_SECONDS × 2^(attempt-1)`, up to `JOB_MAX_RETRIES` times;
 then (or at once, for errors the engine says retrying can't fix) it is `failed` with a
-message a person understands.
+message a person understands, and the same transaction refunds its characters in the
+usage ledger (`generations.ledger`): a failed generation is free.
 
 The reaper (`flask generations reap`, and a periodic task in every worker) finds rows
 left `running` past `JOB_RUNNING_TIMEOUT_SECONDS` (the worker died) or `queued` that
 long (their message was lost): running ones go back to the queue while retries remain,
-else fail; queued ones are enqueued again.
+else fail (and are refunded the same way); queued ones are enqueued again.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from sqlalchemy.orm import Session
 from dashboard import tenancy
 from dashboard.audio import InvalidAudio, waveform_peaks
 from dashboard.extensions import db
+from dashboard.generations import ledger
 from dashboard.models import Generation, GenerationStatus, Voice, utcnow
 from dashboard.queue import get_huey
 from dashboard.storage import StorageError, generation_key, get_storage
@@ -219,12 +221,14 @@ def _attempt_failed(claim: Claim, message: str, *, retryable: bool = True) -> Ou
 def _finish_failed(claim: Claim, message: str, tries: int | None = None) -> Outcome:
     if tries and tries > 1:
         message = f"{message} (gave up after {tries} attempts)"
-    db.session.execute(
+    failed = db.session.execute(
         update(Generation)
         .where(claim.matches())
         .values(status=GenerationStatus.FAILED, error=message[:2000], finished_at=utcnow())
         .execution_options(synchronize_session=False)
-    )
+    ).rowcount
+    if failed:
+        ledger.refund(db.session, claim.generation_id)
     db.session.commit()
     return Outcome("failed", message=message)
 
@@ -315,7 +319,9 @@ def reap_stuck(
         ).rowcount
         if changed:
             target.append(generation_id)
-            if target is not report.failed:
+            if target is report.failed:
+                ledger.refund(session, generation_id)
+            else:
                 report.to_enqueue.append((generation_id, org_id))
     session.commit()
     return report
@@ -337,7 +343,11 @@ def reap_from_worker() -> ReapReport:
 
 
 def reset_for_retry(generation: Generation) -> None:
-    """Put a failed generation back in the queue with a fresh retry budget; flush only."""
+    """Put a failed generation back in the queue with a fresh retry budget; flush only.
+
+    A retry is a new acceptance, so the ledger charges its characters again (the
+    failure refunded them).
+    """
     if generation.status is not GenerationStatus.FAILED:
         raise ValueError("only a failed generation can be retried")
     generation.status = GenerationStatus.QUEUED
@@ -346,6 +356,7 @@ def reset_for_retry(generation: Generation) -> None:
     generation.started_at = None
     generation.finished_at = None
     db.session.flush()
+    ledger.charge(generation)
 
 
 # ------------------------------------------------------------------------ the queue

@@ -7,14 +7,14 @@ import uuid
 from dataclasses import dataclass
 
 from flask import abort
-from sqlalchemy import ColumnElement, func, select, union_all
+from sqlalchemy import select, union_all
 
 from dashboard.extensions import db
 from dashboard.formatting import relative_time
+from dashboard.generations import ledger
 from dashboard.generations.forms import PARAMETERS, Parameter
 from dashboard.models import (
     Generation,
-    GenerationStatus,
     Organization,
     User,
     Voice,
@@ -102,41 +102,12 @@ def next_month(start: dt.datetime) -> dt.date:
     return (start + dt.timedelta(days=32)).replace(day=1).date()
 
 
-def counts_against_quota(org_id: uuid.UUID, since: dt.datetime) -> tuple[ColumnElement[bool], ...]:
-    """Return the criteria of the generations whose characters count against the quota.
-
-    The one definition (the generation page, the submit and retry checks and the
-    analytics quota bar all use it): every generation of the org created at or after
-    `since` (the month's start) that didn't fail, so queued and running ones count
-    already; a failed one is free. A deleted generation's row is gone, and with it
-    its characters.
-    """
-    return (
-        Generation.org_id == org_id,
-        Generation.created_at >= since,
-        Generation.status != GenerationStatus.FAILED,
-    )
-
-
-def characters_used(org_id: uuid.UUID, since: dt.datetime) -> int:
-    """Sum the characters that count against the org's quota since `since`.
-
-    One range scan of the history index over the month's rows.
-    """
-    return int(
-        db.session.scalar(
-            select(func.coalesce(func.sum(Generation.character_count), 0)).where(
-                *counts_against_quota(org_id, since)
-            )
-        )
-        or 0
-    )
-
-
 def usage(org: Organization, now: dt.datetime | None = None) -> Usage:
     """Return the org's usage this month (one query)."""
     start = month_start(now)
-    return Usage(characters_used(org.id, start), org.monthly_character_limit, next_month(start))
+    return Usage(
+        ledger.characters_used(org.id, start), org.monthly_character_limit, next_month(start)
+    )
 
 
 # ------------------------------------------------------------------ one generation

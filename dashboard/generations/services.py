@@ -1,4 +1,4 @@
-"""Write generations: submit one (quota checked), retry a failed one. Flush only."""
+"""Write generations: submit one (quota checked, charged to the ledger). Flush only."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import select
 
 from dashboard.extensions import db
-from dashboard.generations import queries
+from dashboard.generations import ledger, queries
 from dashboard.models import Generation, GenerationStatus, Organization, Voice
 from dashboard.tts import SynthesisParams
 
@@ -47,7 +47,8 @@ def submit_generation(
     text: str,
     params: SynthesisParams,
 ) -> Generation:
-    """Add a queued generation (voice name snapshot, character count) after the quota check.
+    """Add a queued generation (voice name snapshot, character count) after the quota check,
+    and charge its characters to the ledger in the same transaction.
 
     The caller commits and then enqueues the job (`generations.jobs.enqueue_generation`).
     """
@@ -67,4 +68,5 @@ def submit_generation(
     )
     db.session.add(generation)
     db.session.flush()
+    ledger.charge(generation, counted_at=generation.created_at)
     return generation

@@ -6,6 +6,7 @@ from dashboard.models.base import Base, new_id, utcnow
 from dashboard.models.enums import GenerationStatus, MemberRole, VoiceCategory, VoiceVariant
 from dashboard.models.generations import Generation
 from dashboard.models.sessions import UserSession
+from dashboard.models.usage import UsageEntry, UsageKind, UsageSource
 from dashboard.models.voices import Voice
 
 __all__ = [
@@ -17,6 +18,9 @@ __all__ = [
     "MemberRole",
     "Membership",
     "Organization",
+    "UsageEntry",
+    "UsageKind",
+    "UsageSource",
     "User",
     "UserSession",
     "Voice",

@@ -552,6 +552,23 @@ def test_failed_and_last_months_generations_dont_count(app, owner, world):
     assert "10 of 30 characters used this month" in page(owner.get(URL))
 
 
+@web_role
+def test_deleting_a_generation_gives_no_quota_back(app, owner, world, queue_only):
+    """The billing bug a new user found: generate 250 of 300 characters, delete it from
+    the history, and the page said "0 of 300 used" and took more. It was generated, so
+    it is billed (the usage ledger keeps the charge)."""
+    set_quota(app, 300)
+    text = speech(250)
+    assert submit(owner, world, text=text).status_code == 303
+    (generation,) = acme_rows(app, world)
+    assert owner.post(f"/o/acme/history/{generation.id}/delete").status_code == 303
+    assert acme_rows(app, world) == []
+    assert "250 of 300 characters used this month" in page(owner.get(URL))
+    response = submit(owner, world, text=speech(100))
+    assert response.status_code == 422
+    assert "only 50 of Acme Audio's 300 monthly characters are left (250 used)" in page(response)
+
+
 def test_the_page_shows_the_usage_bar_and_whats_left(app, owner, world):
     set_quota(app, 1_000)
     add_usage(app, world, 250)

@@ -39,6 +39,8 @@ from dashboard.models import (
     GenerationStatus,
     MemberRole,
     Organization,
+    UsageEntry,
+    UsageKind,
     Voice,
     utcnow,
 )
@@ -322,6 +324,15 @@ def test_refused_request_fails_after_one_attempt(app, client, world, caplog):
     assert "Text is too long for this voice" in caplog.text  # the service's words: the log
     assert "gave up" not in generation.error
     assert stored_generation_keys(app) == []
+    # Submitting charged it; failing for good refunded it in the same transaction.
+    with app.app_context(), operator_access("test check"):
+        lines = db.session.execute(
+            select(UsageEntry.kind, UsageEntry.characters).where(
+                UsageEntry.generation_id == generation.id
+            )
+        ).all()
+    count = generation.character_count
+    assert sorted(lines) == [(UsageKind.CHARGE, count), (UsageKind.REFUND, -count)]
 
 
 # ------------------------------------------------------------------------ storage failures

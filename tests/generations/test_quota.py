@@ -1,9 +1,11 @@
-"""What counts against the monthly quota: one rule, read alike by every page that shows it.
+"""What counts against the monthly quota: the usage ledger, read alike by every page.
 
-`generations.queries.counts_against_quota` is the rule; the generation page and the
+`generations.ledger.counts_against_quota` is the rule; the generation page and the
 submit check (`usage`), and the analytics page's quota bar (a branch of its live
-statement) both read through it. These tests pin what the rule says today, on both
-databases, and that both readers give the same number for every case.
+statement) both read through it. A generation is charged when it is accepted and
+refunded by a line of its own when it finally fails; deleting anything changes
+nothing. These tests pin that on both databases (PostgreSQL as the web role), and that
+both readers give the same number for every case.
 """
 
 from __future__ import annotations
@@ -18,9 +20,20 @@ from sqlalchemy import select
 from dashboard import tenancy
 from dashboard.analytics.live import read_live
 from dashboard.extensions import db
-from dashboard.generations.queries import characters_used, month_start, usage
+from dashboard.generations.jobs import reap_stuck, reset_for_retry
+from dashboard.generations.ledger import characters_used
+from dashboard.generations.queries import month_start, usage
 from dashboard.history.services import delete_generation
-from dashboard.models import Generation, GenerationStatus, Organization, User, Voice
+from dashboard.models import (
+    Generation,
+    GenerationStatus,
+    Organization,
+    UsageEntry,
+    UsageKind,
+    User,
+    Voice,
+    utcnow,
+)
 from dashboard.tenancy.operator import operator_access
 from tests import factories
 from tests.databases import WEB_ROLE_BACKENDS
@@ -70,7 +83,7 @@ def test_the_quota_counts_this_months_generations_that_did_not_fail(app: Flask):
 
 
 @pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
-def test_a_deleted_voice_or_creator_still_counts_a_deleted_generation_does_not(app: Flask):
+def test_deleting_a_voice_a_creator_or_the_generation_itself_gives_nothing_back(app: Flask):
     with app.app_context(), operator_access("test setup"):
         org = factories.make_org(slug="acme", monthly_character_limit=10_000)
         creator = factories.make_user(email="ada@acme.example")
@@ -90,6 +103,75 @@ def test_a_deleted_voice_or_creator_still_counts_a_deleted_generation_does_not(a
         db.session.delete(db.session.get(User, creator_id))
         delete_generation(db.session.get(Generation, removed_id))
         db.session.commit()
-    # The row whose voice and creator are gone (both set NULL) keeps its characters;
-    # a generation deleted from the history takes its characters with it.
-    assert counted(app, org_id) == 1 + 2
+    # What was generated is what is billed: the ledger has no foreign key to any of them.
+    assert counted(app, org_id) == 1 + 2 + 4
+
+
+def ledger_lines(app: Flask, generation_id: uuid.UUID) -> list[tuple[UsageKind, int]]:
+    with app.app_context(), operator_access("test check"):
+        rows = db.session.execute(
+            select(UsageEntry.kind, UsageEntry.characters)
+            .where(UsageEntry.generation_id == generation_id)
+            .order_by(UsageEntry.created_at, UsageEntry.kind)
+        ).all()
+    return [(kind, characters) for kind, characters in rows]
+
+
+@pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
+def test_a_final_failure_is_refunded_by_a_line_of_its_own_and_a_retry_charges_again(
+    app: Flask,
+):
+    long_ago = utcnow() - dt.timedelta(hours=2)
+    with app.app_context(), operator_access("test setup"):
+        org = factories.make_org(slug="acme", monthly_character_limit=10_000)
+        running = add(
+            org, factories.make_voice(org), 8, status=GenerationStatus.RUNNING, attempts=4,
+            started_at=long_ago, updated_at=long_ago,
+        )  # fmt: skip
+        db.session.commit()
+        org_id, generation_id = org.id, running.id
+    assert counted(app, org_id) == 8
+
+    # The reaper gives up on it (the worker died on every attempt): the characters come back.
+    with app.app_context(), operator_access("test: reap"):
+        report = reap_stuck(db.session, dt.timedelta(minutes=10), max_retries=3)
+    assert report.failed == [generation_id]
+    assert counted(app, org_id) == 0
+    assert ledger_lines(app, generation_id) == [(UsageKind.CHARGE, 8), (UsageKind.REFUND, -8)]
+
+    # Retrying is a new acceptance: charged again, and the earlier lines stay as they were.
+    with app.app_context(), tenancy.org_scope(org_id):
+        reset_for_retry(db.session.get(Generation, generation_id))
+        db.session.commit()
+    assert counted(app, org_id) == 8
+    assert [kind for kind, _ in ledger_lines(app, generation_id)] == [
+        UsageKind.CHARGE,
+        UsageKind.REFUND,
+        UsageKind.CHARGE,
+    ]
+
+
+@pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
+def test_a_refund_counts_in_the_month_of_its_charge(app: Flask):
+    """Charged last month, failed this month: last month gets it back, not this one."""
+    last_month = month_start() - dt.timedelta(days=2)
+    with app.app_context(), operator_access("test setup"):
+        org = factories.make_org(slug="acme", monthly_character_limit=10_000)
+        voice = factories.make_voice(org)
+        add(org, voice, 16, status=GenerationStatus.SUCCEEDED)
+        late = add(
+            org, voice, 8, status=GenerationStatus.RUNNING, attempts=4,
+            created_at=last_month, started_at=last_month, updated_at=last_month,
+        )  # fmt: skip
+        db.session.commit()
+        org_id, late_id = org.id, late.id
+    with app.app_context(), operator_access("test: reap"):
+        assert reap_stuck(db.session, dt.timedelta(minutes=10), max_retries=3).failed
+    assert counted(app, org_id) == 16
+    with app.app_context(), operator_access("test check"):
+        refund_month = db.session.scalar(
+            select(UsageEntry.counted_at).where(
+                UsageEntry.generation_id == late_id, UsageEntry.kind == UsageKind.REFUND
+            )
+        )
+    assert refund_month < month_start()

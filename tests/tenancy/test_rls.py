@@ -660,6 +660,7 @@ EXPECTED_POLICIES = {
     ("memberships", "memberships_own_read"),
     ("invitations", "invitations_org_rows"),
     ("analytics_snapshots", "analytics_snapshots_org_rows"),
+    ("usage_ledger", "usage_ledger_org_rows"),
 }
 
 

@@ -1,0 +1,94 @@
+"""The usage ledger: charge what was accepted, refund what finally failed, sum the month.
+
+The one owner of "characters that count against the quota": the generate page, the
+submit and retry checks and the analytics quota bar all read `counts_against_quota`.
+A generation is charged when it is accepted (submitted, or retried) and refunded by a
+line of its own when it finally fails, each in the transaction that changes its
+status, so the sum is what was generated. Deleting a generation deletes no line.
+Functions here flush only (the caller commits).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session, scoped_session
+
+from dashboard.extensions import db
+from dashboard.models import Generation, UsageEntry, UsageKind, UsageSource, utcnow
+
+AnySession = Session | scoped_session[Session]
+
+
+def charge(
+    generation: Generation,
+    source: UsageSource = UsageSource.WEB,
+    counted_at: dt.datetime | None = None,
+) -> UsageEntry:
+    """Charge the org for `generation`'s characters, counted now (or at `counted_at`)."""
+    entry = UsageEntry(
+        org_id=generation.org_id,
+        generation_id=generation.id,
+        user_id=generation.created_by,
+        source=source,
+        kind=UsageKind.CHARGE,
+        characters=generation.character_count,
+        counted_at=counted_at or utcnow(),
+    )
+    db.session.add(entry)
+    db.session.flush()
+    return entry
+
+
+def refund(session: AnySession, generation_id: uuid.UUID) -> int:
+    """Give back what `generation_id` is still charged for; return the characters.
+
+    Called in the transaction that marks the generation failed for good. The refund
+    counts in the month of the charge it answers, so a failure on the 1st gives the
+    previous month its characters back, not this one.
+    """
+    row = session.execute(
+        select(
+            UsageEntry.org_id,
+            UsageEntry.source,
+            func.sum(UsageEntry.characters),
+            func.max(UsageEntry.counted_at),
+        )
+        .where(UsageEntry.generation_id == generation_id)
+        .group_by(UsageEntry.org_id, UsageEntry.source)
+    ).first()
+    if row is None or not row[2] or row[2] <= 0:
+        return 0
+    org_id, source, owed, counted_at = row
+    session.add(
+        UsageEntry(
+            org_id=org_id,
+            generation_id=generation_id,
+            source=source,
+            kind=UsageKind.REFUND,
+            characters=-int(owed),
+            counted_at=counted_at,
+        )
+    )
+    session.flush()
+    return int(owed)
+
+
+def counts_against_quota(org_id: uuid.UUID, since: dt.datetime) -> tuple[ColumnElement[bool], ...]:
+    """Return the criteria of the ledger lines that count against the quota since `since`."""
+    return (UsageEntry.org_id == org_id, UsageEntry.counted_at >= since)
+
+
+def characters_counted() -> ColumnElement[int]:
+    """Return the sum of the lines a query selects (0 when there are none)."""
+    return func.coalesce(func.sum(UsageEntry.characters), 0)
+
+
+def characters_used(org_id: uuid.UUID, since: dt.datetime) -> int:
+    """Sum the characters that count against the org's quota since `since` (one range scan)."""
+    return int(
+        db.session.scalar(select(characters_counted()).where(*counts_against_quota(org_id, since)))
+        or 0
+    )
