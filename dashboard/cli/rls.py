@@ -22,6 +22,8 @@ rls_group = AppGroup("rls", help="Row-level security: the web role's privileges 
 def grant_command(role: str) -> None:
     """Give ROLE (the web app's role) DML on the app's tables and nothing else.
 
+    Append-only tables (the usage ledger) get SELECT and INSERT only.
+
     Connects like `flask db upgrade` (DIRECT_URL, the owner, when set) and is idempotent:
     run it after every upgrade, so tables added since get their grants too.
     """
@@ -30,7 +32,7 @@ def grant_command(role: str) -> None:
     engine = owner_engine()
     try:
         with engine.begin() as connection:
-            tables = rls.grant_app_role(connection, role)
+            groups = rls.grant_app_role(connection, role)
     except rls.GrantError as exc:
         raise click.ClickException(f"grant failed: {exc}") from exc
     except DBAPIError as exc:
@@ -38,7 +40,12 @@ def grant_command(role: str) -> None:
     finally:
         if engine is not db.engine:
             engine.dispose()
-    click.echo(f"{role}: SELECT, INSERT, UPDATE, DELETE on {', '.join(tables)}; nothing else.")
+    granted = "; ".join(
+        f"{', '.join(privileges)} on {', '.join(names)}"
+        + (" (append-only)" if privileges == rls.APPEND_ONLY else "")
+        for privileges, names in groups.items()
+    )
+    click.echo(f"{role}: {granted}; nothing else.")
 
 
 @rls_group.command("check")

@@ -45,6 +45,8 @@ class UsageEntry(Base):
             name="sign_matches_kind",
         ),
         Index("ix_usage_ledger_org_id_counted_at", "org_id", "counted_at"),
+        # `flask rls grant` gives the web role SELECT and INSERT here, nothing more.
+        {"info": {"append_only": True}},
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

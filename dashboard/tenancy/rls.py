@@ -23,7 +23,7 @@ from typing import Any
 
 from flask import Flask
 from psycopg.pq import TransactionStatus
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Table, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction
@@ -273,12 +273,24 @@ class GrantError(RuntimeError):
     """The web role can't be given its privileges; the message says why."""
 
 
-def grant_app_role(connection: Connection, role: str) -> list[str]:
-    """Give `role` exactly the web app's privileges on the app's tables; return the tables.
+# What the web role may do to a table. Append-only tables (`info={"append_only": True}`
+# on the model, e.g. the usage ledger) keep their past: no UPDATE, no DELETE.
+FULL_DML: tuple[str, ...] = ("SELECT", "INSERT", "UPDATE", "DELETE")
+APPEND_ONLY: tuple[str, ...] = ("SELECT", "INSERT")
 
-    Idempotent. Runs as the tables' owner (`DIRECT_URL`): everything else is revoked
-    first, so a role that once had more (TRUNCATE ignores row-level security) ends up
-    with DML only, and no access to `alembic_version`.
+
+def web_privileges(table: Table) -> tuple[str, ...]:
+    """Return the privileges the web role holds on `table`."""
+    return APPEND_ONLY if table.info.get("append_only") else FULL_DML
+
+
+def grant_app_role(connection: Connection, role: str) -> dict[tuple[str, ...], list[str]]:
+    """Give `role` exactly the web app's privileges on the app's tables.
+
+    Returns the tables by the privileges they got. Idempotent. Runs as the tables'
+    owner (`DIRECT_URL`): everything else is revoked first, so a role that once had
+    more (TRUNCATE ignores row-level security) ends up with DML only (SELECT and INSERT
+    on append-only tables), and no access to `alembic_version`.
     """
     facts = role_facts(connection, role)
     if facts is None:
@@ -295,38 +307,55 @@ def grant_app_role(connection: Connection, role: str) -> list[str]:
     grantee = preparer.quote(role)
     schema_name = connection.execute(text("SELECT current_schema()")).scalar_one()
     schema = preparer.quote_schema(schema_name)
-    tables = [t.name for t in db.metadata.sorted_tables]
-    qualified = ", ".join(f"{schema}.{preparer.quote(name)}" for name in tables)
-    for statement in (
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for table in db.metadata.sorted_tables:
+        groups.setdefault(web_privileges(table), []).append(table.name)
+
+    def qualified(names: Sequence[str]) -> list[str]:
+        return [f"{schema}.{preparer.quote(name)}" for name in names]
+
+    statements = [
         f"GRANT USAGE ON SCHEMA {schema} TO {grantee}",
         f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {grantee}",
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {qualified} TO {grantee}",
+        *(
+            f"GRANT {', '.join(privileges)} ON TABLE {', '.join(qualified(names))} TO {grantee}"
+            for privileges, names in groups.items()
+        ),
         f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {grantee}",
-    ):
+    ]
+    for statement in statements:
         connection.execute(text(statement))
     # A GRANT by a role that isn't the owner only warns ("no privileges were granted").
-    missing = _missing_privileges(
-        connection, role, schema_name, [f"{schema}.{preparer.quote(n)}" for n in tables]
-    )
+    missing = [
+        problem
+        for privileges, names in groups.items()
+        for problem in _missing_privileges(
+            connection, role, schema_name, qualified(names), privileges
+        )
+    ]
     if missing:
         raise GrantError(
-            f"the grant left {role} without {', '.join(missing)}: run this command as the "
-            "owner of the schema and its tables (set DIRECT_URL to the owner's URL)"
+            f"the grant left {role} without {', '.join(dict.fromkeys(missing))}: run this "
+            "command as the owner of the schema and its tables (set DIRECT_URL to the "
+            "owner's URL)"
         )
-    return tables
+    return groups
 
 
 def _missing_privileges(
-    connection: Connection, role: str, schema_name: str, qualified_tables: Sequence[str]
+    connection: Connection,
+    role: str,
+    schema_name: str,
+    qualified_tables: Sequence[str],
+    privileges: Sequence[str],
 ) -> list[str]:
-    # has_table_privilege with a list answers "any of them"; each must be held.
+    # has_table_privilege with a list answers "any of them"; each must be held. The
+    # privilege names are this module's constants, never input.
+    held = " AND ".join(f"has_table_privilege(:role, t, '{p}')" for p in privileges)
     rows = connection.execute(
         text(
-            "SELECT 'DML on ' || t FROM unnest(CAST(:tables AS text[])) t "
-            "WHERE NOT (has_table_privilege(:role, t, 'SELECT') "
-            "AND has_table_privilege(:role, t, 'INSERT') "
-            "AND has_table_privilege(:role, t, 'UPDATE') "
-            "AND has_table_privilege(:role, t, 'DELETE')) "
+            f"SELECT '{', '.join(privileges)} on ' || t "
+            f"FROM unnest(CAST(:tables AS text[])) t WHERE NOT ({held}) "
             "UNION ALL SELECT 'USAGE on schema ' || :schema "
             "WHERE NOT has_schema_privilege(:role, :schema, 'USAGE')"
         ),

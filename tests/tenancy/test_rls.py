@@ -21,7 +21,7 @@ from flask import Flask
 from flask_migrate import check, downgrade, upgrade
 from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.sql.dml import Insert
 
 from dashboard import create_app, tenancy
@@ -33,6 +33,7 @@ from dashboard.models import (
     MemberRole,
     Membership,
     Organization,
+    UsageEntry,
     User,
     Voice,
     VoiceCategory,
@@ -600,11 +601,30 @@ def test_grant_gives_the_web_role_dml_only_and_is_idempotent(app: Flask, pg_app_
         result = runner.invoke(args=["rls", "grant", role])
         assert result.exit_code == 0, result.output
         assert "SELECT, INSERT, UPDATE, DELETE on " in result.output
+        assert "SELECT, INSERT on usage_ledger (append-only)" in result.output
     with app.app_context():
         dml = {"SELECT", "INSERT", "UPDATE", "DELETE"}
         for table in db.metadata.tables:
-            assert privileges(role, table) == dml, table
+            expected = {"SELECT", "INSERT"} if table == "usage_ledger" else dml
+            assert privileges(role, table) == expected, table
         assert privileges(role, "alembic_version") == set()
+
+
+@pytest.mark.postgres
+def test_the_web_role_can_add_to_the_usage_ledger_but_never_change_or_remove_a_line(
+    web_app: Flask, world: World
+):
+    with web_app.app_context(), tenancy.org_scope(world.org_a):
+        lines = db.session.scalars(select(UsageEntry)).all()
+        assert [line.generation_id for line in lines] == [world.gen_a]  # its org's only
+        db.session.rollback()
+        for statement in (
+            update(UsageEntry).values(characters=1),
+            delete(UsageEntry),
+        ):
+            with pytest.raises(DBAPIError, match="permission denied"):
+                db.session.execute(statement)
+            db.session.rollback()
 
 
 @pytest.mark.postgres
