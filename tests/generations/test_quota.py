@@ -11,6 +11,8 @@ both readers give the same number for every case.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 import uuid
 
 import pytest
@@ -20,6 +22,7 @@ from sqlalchemy import select
 from dashboard import tenancy
 from dashboard.analytics.live import read_live
 from dashboard.extensions import db
+from dashboard.generations import services
 from dashboard.generations.jobs import reap_stuck, reset_for_retry
 from dashboard.generations.ledger import characters_used
 from dashboard.generations.queries import month_start, usage
@@ -35,6 +38,7 @@ from dashboard.models import (
     utcnow,
 )
 from dashboard.tenancy.operator import operator_access
+from dashboard.tts import SynthesisParams
 from tests import factories
 from tests.databases import WEB_ROLE_BACKENDS
 
@@ -175,3 +179,55 @@ def test_a_refund_counts_in_the_month_of_its_charge(app: Flask):
             )
         )
     assert refund_month < month_start()
+
+
+@pytest.mark.parametrize("backend", [WEB_ROLE_BACKENDS[1]], indirect=True)
+def test_two_submissions_at_once_can_never_exceed_the_quota(app: Flask):
+    """The second submission waits on the first's org lock, then sees its charge."""
+    with app.app_context(), operator_access("test setup"):
+        org = factories.make_org(slug="acme", monthly_character_limit=300)
+        voice = factories.make_voice(org)
+        db.session.commit()
+        org_id, voice_id = org.id, voice.id
+    first_in, second_started = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def submit(name: str, before_commit=None) -> None:
+        with app.app_context(), tenancy.org_scope(org_id):
+            org = db.session.get(Organization, org_id)
+            voice = db.session.get(Voice, voice_id)
+            try:
+                services.submit_generation(org, None, voice, "x" * 200, SynthesisParams())
+                if before_commit:
+                    before_commit()
+                db.session.commit()
+                outcome[name] = ("accepted", time.monotonic())
+            except services.QuotaExceeded:
+                db.session.rollback()
+                outcome[name] = ("refused", time.monotonic())
+            finally:
+                db.session.remove()
+
+    def hold_the_lock() -> None:
+        first_in.set()
+        second_started.wait(5)
+        time.sleep(0.3)  # the second is now blocked on the org row, or would have read 0
+        outcome["first committed at"] = time.monotonic()
+
+    def second() -> None:
+        first_in.wait(5)
+        second_started.set()
+        submit("second")
+
+    threads = [
+        threading.Thread(target=submit, args=("first", hold_the_lock)),
+        threading.Thread(target=second),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert outcome["first"][0] == "accepted"
+    assert outcome["second"][0] == "refused"
+    assert outcome["second"][1] >= outcome["first committed at"]  # it waited for the lock
+    assert counted(app, org_id) == 200
