@@ -90,6 +90,8 @@ def register_extensions(app: Flask) -> None:
     """Bind the extension singletons; none of them connects anywhere yet."""
     from dashboard import queue, storage, tenancy
     from dashboard.analytics import snapshots
+    from dashboard.api import auth as api_auth
+    from dashboard.api import idempotency
     from dashboard.auth import login_sessions
     from dashboard.database import install_sqlite_pragmas
     from dashboard.extensions import (
@@ -111,6 +113,8 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
     login_sessions.init_login(login_manager)
+    # Before the limiter's own hook: the API's limit counts per key, so the key is known first.
+    api_auth.init_app(app)
     limiter.init_app(app)
     app.before_request(tenancy.claim_session_user)
     app.teardown_request(tenancy.leave_org)
@@ -133,14 +137,18 @@ def register_extensions(app: Flask) -> None:
             generation_jobs.register_tasks,
             snapshots.register_tasks,
             login_sessions.register_tasks,
+            idempotency.register_tasks,
         ],
     )
 
 
 def register_blueprints(app: Flask) -> None:
     """Mount each area's blueprints; importing an area's view modules attaches its views."""
-    from dashboard import analytics, auth, generations, health, history, members, orgs, voices
+    from dashboard import analytics, api, auth, generations, health, history, members, orgs, voices
     from dashboard.analytics import routes as _analytics_views  # noqa: F401
+    from dashboard.api import manage as _api_key_views  # noqa: F401
+    from dashboard.api import reference
+    from dashboard.api import routes as _api_views  # noqa: F401
     from dashboard.auth import routes as _auth_views  # noqa: F401
     from dashboard.generations import routes as _generation_views  # noqa: F401
     from dashboard.history import routes as _history_views  # noqa: F401
@@ -162,8 +170,10 @@ def register_blueprints(app: Flask) -> None:
         generations.bp,
         history.bp,
         analytics.bp,
+        api.keys_bp,
     ):
         app.register_blueprint(blueprint)
+    reference.init_app(app)
 
 
 def register_cli(app: Flask) -> None:

@@ -305,4 +305,25 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
     settings.update(storage_settings(env, instance_path))
     settings.update(session_settings(env))
     settings.update(rate_limit_settings(env, production))
+    settings.update(api_settings(env))
     return settings
+
+
+def api_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """Return the public API's settings (`dashboard/api`, docs/api.md)."""
+    return {
+        # The key of the keyed hash stored for each API key's secret. Unset: derived from
+        # SECRET_KEY (`api.keys.hash_key`), so rotating SECRET_KEY would void every API
+        # key; set it on its own to rotate the two independently.
+        "API_KEY_HASH_KEY": env.get("API_KEY_HASH_KEY", "").strip() or None,
+        # Requests per key (Flask-Limiter syntax; several limits separated by ";").
+        "API_RATE_LIMIT": env.get("API_RATE_LIMIT", "120 per minute; 5000 per hour"),
+        # Per-day request counters are written at most this often per process.
+        "API_COUNTER_FLUSH_SECONDS": float(env.get("API_COUNTER_FLUSH_SECONDS", "5")),
+        # flask-smorest: the OpenAPI document at /api/v1/openapi.json, no bundled UI.
+        "API_TITLE": "Voxboard API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.1.0",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+    }

@@ -1,4 +1,5 @@
-"""Readable error responses: a page for browsers, a fragment for htmx, text for the rest."""
+"""Readable error responses: a page for browsers, a fragment for htmx, text for the rest,
+and problem details (RFC 9457) for the public API."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import Conflict, HTTPException, InternalServerError, ServiceUnavailable
 
+from dashboard.api import problems
 from dashboard.extensions import db, login_manager
 from dashboard.htmx import wants_fragment
 
@@ -17,6 +19,7 @@ log = logging.getLogger(__name__)
 # What a person should read, when the code that raised the error said nothing better.
 FRIENDLY = {
     400: "The request was not understood. Go back, check what you entered and try again.",
+    401: "This needs you to sign in (or, for the API, a valid API key).",
     403: "You don't have permission to do that.",
     404: "There is nothing here. The link may be wrong, or the item was deleted.",
     405: "That action isn't available here.",
@@ -69,6 +72,8 @@ def handle_http_error(error: HTTPException):
         return error.response  # a view already built the right answer (e.g. login's 429)
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     message = message_for(error)
+    if problems.is_api_path():
+        return problems.from_http_error(error, message, headers)
     best = request.accept_mimetypes.best_match(["text/html", "text/plain"], "text/html")
     if request.path.endswith("/audio") or best != "text/html":
         return message + "\n", error.code, {**headers, "Content-Type": "text/plain; charset=utf-8"}

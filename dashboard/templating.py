@@ -2,7 +2,8 @@
 
 The formatting itself lives in `dashboard.formatting`; this module only names it for
 templates, with the few globals pages need (navigation, cached object URLs, the
-waveform drawing of the generations' player macro).
+waveform drawing of the generations' player macro, the API reference's view of the
+OpenAPI document).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 from flask import Flask, g, url_for
 from flask_login import current_user
 
-from dashboard import formatting
+from dashboard import formatting, tenancy
+from dashboard.api.reference import reference_page
 from dashboard.generations.waveform import waveform_svg
 from dashboard.orgs.queries import orgs_of
 from dashboard.voices.languages import describe_language, language_label
@@ -40,13 +42,14 @@ def avatar_hue(seed: str) -> int:
 
 
 def navigation() -> dict[str, object]:
-    """Return what the header needs: the caller's organisations and the current one."""
+    """Return what the header needs: the caller's organisations, the current one, and
+    whether the caller manages it (the header's manager-only links)."""
     if not current_user.is_authenticated:
-        return {"orgs": [], "org": None, "membership": None, "account": None}
+        return {"orgs": [], "org": None, "membership": None, "account": None, "manager": False}
     if g.get("database_fault"):
         # The error page of a failed database call: nothing here may ask it again (the
         # user row was expired by the rollback, the org switcher would query).
-        return {"orgs": [], "org": None, "membership": None, "account": "Account"}
+        return {"orgs": [], "org": None, "membership": None, "account": "Account", "manager": False}
     if "_nav_orgs" not in g:
         g._nav_orgs = orgs_of(current_user)
     return {
@@ -54,6 +57,7 @@ def navigation() -> dict[str, object]:
         "org": g.get("org"),
         "membership": g.get("membership"),
         "account": current_user.display_name,
+        "manager": tenancy.is_manager(),
     }
 
 
@@ -86,6 +90,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(initials)
     app.add_template_filter(avatar_hue)
     app.add_template_global(waveform_svg)
+    app.add_template_global(reference_page, "api_reference")
     app.add_template_filter(formatting.duration)
     app.add_template_filter(formatting.relative_time)
     app.add_template_filter(formatting.time_until)

@@ -63,6 +63,8 @@ def make_config(database_url: str, tmp_path: Path, **extra: Any) -> dict[str, An
         "JOBS_IMMEDIATE": True,
         "JOB_RETRY_DELAY_SECONDS": 0,
         "TTS_ENGINE": "espeak",
+        # API request counters written on every request, so a test sees them at once.
+        "API_COUNTER_FLUSH_SECONDS": 0,
         **extra,
     }
 

@@ -127,3 +127,17 @@ def detach(obj):
     db.session.refresh(obj)
     db.session.expunge(obj)
     return obj
+
+
+def make_api_key(org: Organization, scopes=None, **kw: Any):
+    """Add an API key to `org` (every scope unless told); return (key, secret)."""
+    from dashboard.api.services import create_key
+    from dashboard.models import ApiScope
+
+    return create_key(
+        org.id,
+        kw.pop("created_by", None),
+        kw.pop("name", f"Key {next(_seq)}"),
+        list(ApiScope) if scopes is None else scopes,
+        **kw,
+    )

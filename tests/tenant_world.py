@@ -171,6 +171,9 @@ def _make_org(label: str, secret: str, system: Voice) -> tuple[Org, Organization
     )
     db.session.add(invitation)
     db.session.flush()
+    api_key, _secret = factories.make_api_key(
+        org, name=f"{secret}key", created_by=users[MemberRole.OWNER].id
+    )
     found = Org(
         label=label,
         id=org.id,
@@ -183,6 +186,7 @@ def _make_org(label: str, secret: str, system: Voice) -> tuple[Org, Organization
             "generation": [finished.id, failed.id],
             "membership": [memberships[r].id for r in (MemberRole.MEMBER, *ROLES[:2])],
             "invitation": [invitation.id],
+            "api_key": [api_key.id],
             "token": [token],
         },
         markers={
@@ -195,11 +199,12 @@ def _make_org(label: str, secret: str, system: Voice) -> tuple[Org, Organization
                 "said",
                 "failed",
                 "invitee",
+                "key",
             )
         },  # fmt: skip
     )
     own_rows = [org, *users.values(), *memberships.values(), voice, finished, failed, invitee,
-                invitation]  # fmt: skip
+                invitation, api_key]  # fmt: skip
     return found, org, own_rows
 
 
@@ -372,4 +377,5 @@ OBJECT_ARGS = {
     "membership_id": "membership",
     "member_id": "membership",
     "invitation_id": "invitation",
+    "key_id": "api_key",
 }

@@ -8,6 +8,7 @@ from flask import Flask
 def register_commands(app: Flask) -> None:
     """Attach every command to `app.cli`."""
     from dashboard.cli.analytics import analytics_group
+    from dashboard.cli.api_keys import api_keys_group
     from dashboard.cli.generations import generations_group, worker_command
     from dashboard.cli.orgs import orgs_group
     from dashboard.cli.rls import rls_group
@@ -23,3 +24,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(generations_group)
     app.cli.add_command(worker_command)
     app.cli.add_command(analytics_group)
+    app.cli.add_command(api_keys_group)

@@ -22,17 +22,17 @@ from dashboard.models import Generation, UsageEntry, UsageKind, UsageSource, utc
 AnySession = Session | scoped_session[Session]
 
 
-def charge(
-    generation: Generation,
-    source: UsageSource = UsageSource.WEB,
-    counted_at: dt.datetime | None = None,
-) -> UsageEntry:
-    """Charge the org for `generation`'s characters, counted now (or at `counted_at`)."""
+def charge(generation: Generation, counted_at: dt.datetime | None = None) -> UsageEntry:
+    """Charge the org for `generation`'s characters, counted now (or at `counted_at`).
+
+    The line's source is the API when an API key submitted the generation.
+    """
     entry = UsageEntry(
         org_id=generation.org_id,
         generation_id=generation.id,
         user_id=generation.created_by,
-        source=source,
+        api_key_id=generation.api_key_id,
+        source=UsageSource.WEB if generation.api_key_id is None else UsageSource.API,
         kind=UsageKind.CHARGE,
         characters=generation.character_count,
         counted_at=counted_at or utcnow(),
@@ -53,19 +53,24 @@ def refund(session: AnySession, generation_id: uuid.UUID) -> int:
         select(
             UsageEntry.org_id,
             UsageEntry.source,
+            UsageEntry.user_id,
+            UsageEntry.api_key_id,
             func.sum(UsageEntry.characters),
             func.max(UsageEntry.counted_at),
         )
         .where(UsageEntry.generation_id == generation_id)
-        .group_by(UsageEntry.org_id, UsageEntry.source)
+        .group_by(UsageEntry.org_id, UsageEntry.source, UsageEntry.user_id, UsageEntry.api_key_id)
     ).first()
-    if row is None or not row[2] or row[2] <= 0:
+    if row is None or not row[4] or row[4] <= 0:
         return 0
-    org_id, source, owed, counted_at = row
+    org_id, source, user_id, api_key_id, owed, counted_at = row
+    # The refund names whoever was charged, so a key's month gets its characters back too.
     session.add(
         UsageEntry(
             org_id=org_id,
             generation_id=generation_id,
+            user_id=user_id,
+            api_key_id=api_key_id,
             source=source,
             kind=UsageKind.REFUND,
             characters=-int(owed),
@@ -92,3 +97,29 @@ def characters_used(org_id: uuid.UUID, since: dt.datetime) -> int:
         db.session.scalar(select(characters_counted()).where(*counts_against_quota(org_id, since)))
         or 0
     )
+
+
+def characters_used_by_key(api_key_id: uuid.UUID, since: dt.datetime) -> int:
+    """Sum the characters that count against one API key's own limit since `since`."""
+    return int(
+        db.session.scalar(
+            select(characters_counted()).where(
+                UsageEntry.api_key_id == api_key_id, UsageEntry.counted_at >= since
+            )
+        )
+        or 0
+    )
+
+
+def characters_used_by_keys(
+    api_key_ids: list[uuid.UUID], since: dt.datetime
+) -> dict[uuid.UUID, int]:
+    """Return each key's characters since `since` (keys with none are left out)."""
+    if not api_key_ids:
+        return {}
+    rows = db.session.execute(
+        select(UsageEntry.api_key_id, characters_counted())
+        .where(UsageEntry.api_key_id.in_(api_key_ids), UsageEntry.counted_at >= since)
+        .group_by(UsageEntry.api_key_id)
+    )
+    return {key_id: int(used) for key_id, used in rows}

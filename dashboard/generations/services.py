@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from dashboard.extensions import db
 from dashboard.generations import ledger, queries
-from dashboard.models import Generation, GenerationStatus, Organization, Voice
+from dashboard.models import ApiKey, Generation, GenerationStatus, Organization, Voice
 from dashboard.tts import SynthesisParams
 
 
@@ -24,19 +24,33 @@ def _lock_org(org: Organization) -> None:
         )
 
 
-def check_quota(org: Organization, characters: int) -> queries.Usage:
-    """Return the month's usage, or raise QuotaExceeded when `characters` don't fit."""
-    if org.monthly_character_limit is not None:
+def check_quota(org: Organization, characters: int, api_key: ApiKey | None = None) -> queries.Usage:
+    """Return the month's usage, or raise QuotaExceeded when `characters` don't fit.
+
+    Both limits, the org's and (for the API) the key's own, are read under one lock
+    on the org's row, so two submissions at once can't both take the last room.
+    """
+    key_limit = None if api_key is None else api_key.monthly_character_limit
+    if org.monthly_character_limit is not None or key_limit is not None:
         _lock_org(org)
     usage = queries.usage(org)
+    resets = f"{usage.resets_on:%-d %B}"
     if usage.limit is not None and usage.used + characters > usage.limit:
         left = usage.left or 0
-        resets = f"{usage.resets_on:%-d %B}"
         raise QuotaExceeded(
             f"This text has {characters:,} characters, but only {left:,} of {org.name}'s "
             f"{usage.limit:,} monthly characters are left ({usage.used:,} used). "
             f"Shorten the text, or wait until the limit resets on {resets}."
         )
+    if api_key is not None and key_limit is not None:
+        used = ledger.characters_used_by_key(api_key.id, queries.month_start())
+        if used + characters > key_limit:
+            raise QuotaExceeded(
+                f"This text has {characters:,} characters, but only "
+                f"{max(0, key_limit - used):,} of the API key “{api_key.name}”'s "
+                f"{key_limit:,} monthly characters are left ({used:,} used). "
+                f"Shorten the text, raise the key's limit, or wait until it resets on {resets}."
+            )
     return usage
 
 
@@ -46,17 +60,20 @@ def submit_generation(
     voice: Voice,
     text: str,
     params: SynthesisParams,
+    api_key: ApiKey | None = None,
 ) -> Generation:
     """Add a queued generation (voice name snapshot, character count) after the quota check,
     and charge its characters to the ledger in the same transaction.
 
+    `api_key`: the key that submitted it through the API (its own limit applies too).
     The caller commits and then enqueues the job (`generations.jobs.enqueue_generation`).
     """
-    check_quota(org, len(text))
+    check_quota(org, len(text), api_key)
     generation = Generation(
         org_id=org.id,
         voice_id=voice.id,
         created_by=user_id,
+        api_key_id=None if api_key is None else api_key.id,
         text=text,
         voice_name=voice.name,
         character_count=len(text),

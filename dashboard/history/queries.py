@@ -251,27 +251,30 @@ def older_than(stmt: Select[Any], after: Cursor | None) -> Select[Any]:
 
 
 def history_page(
-    org_id: uuid.UUID, filters: HistoryFilters, after: Cursor | None = None
+    org_id: uuid.UUID,
+    filters: HistoryFilters,
+    after: Cursor | None = None,
+    limit: int = PAGE_SIZE,
 ) -> HistoryPage:
-    """Return one page of the org's history matching `filters` (one query; two at most
-    for a text search whose window runs out before the page is full)."""
+    """Return one page (`limit` rows) of the org's history matching `filters` (one query;
+    two at most for a text search whose window runs out before the page is full)."""
     if filters.q:
-        return _search_page(org_id, filters, after)
+        return _search_page(org_id, filters, after, limit)
     stmt = (
         older_than(matching(org_id, filters), after)
         # The waveform is for the detail page; the list never reads it.
         .options(defer(Generation.peaks, raiseload=True))
-        .limit(PAGE_SIZE + 1)
+        .limit(limit + 1)
     )
     rows = db.session.scalars(stmt).all()
-    if len(rows) <= PAGE_SIZE:
+    if len(rows) <= limit:
         return HistoryPage(rows, after=after)
-    return HistoryPage(
-        rows[:PAGE_SIZE], after=after, next_cursor=encode_cursor(rows[PAGE_SIZE - 1])
-    )
+    return HistoryPage(rows[:limit], after=after, next_cursor=encode_cursor(rows[limit - 1]))
 
 
-def _search_page(org_id: uuid.UUID, filters: HistoryFilters, after: Cursor | None) -> HistoryPage:
+def _search_page(
+    org_id: uuid.UUID, filters: HistoryFilters, after: Cursor | None, limit: int
+) -> HistoryPage:
     """Return the text matches among the next SEARCH_WINDOW generations after `after`.
 
     The window is a keyset range of the same index as an unfiltered page (the other
@@ -307,13 +310,11 @@ def _search_page(org_id: uuid.UUID, filters: HistoryFilters, after: Cursor | Non
         .where(matched | is_last)
         .order_by(window.c.created_at.desc(), window.c.id.desc())
         .options(defer(Generation.peaks, raiseload=True))
-        .limit(PAGE_SIZE + 2)
+        .limit(limit + 2)
     ).all()
     rows = [generation for generation, hit, _last, _size in result if hit]
-    if len(rows) > PAGE_SIZE:
-        return HistoryPage(
-            rows[:PAGE_SIZE], after=after, next_cursor=encode_cursor(rows[PAGE_SIZE - 1])
-        )
+    if len(rows) > limit:
+        return HistoryPage(rows[:limit], after=after, next_cursor=encode_cursor(rows[limit - 1]))
     end = next((g for g, _hit, last, size in result if last and size >= SEARCH_WINDOW), None)
     if end is None:  # the window reached the oldest generation: nothing beyond it
         return HistoryPage(rows, after=after)

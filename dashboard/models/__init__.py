@@ -2,6 +2,7 @@
 
 from dashboard.models.accounts import Invitation, Membership, Organization, User, normalise_email
 from dashboard.models.analytics import AnalyticsSnapshot
+from dashboard.models.api_keys import ApiKey, ApiKeyDay, ApiScope, IdempotentRequest
 from dashboard.models.base import Base, new_id, utcnow
 from dashboard.models.enums import GenerationStatus, MemberRole, VoiceCategory, VoiceVariant
 from dashboard.models.generations import Generation
@@ -11,9 +12,13 @@ from dashboard.models.voices import Voice
 
 __all__ = [
     "AnalyticsSnapshot",
+    "ApiKey",
+    "ApiKeyDay",
+    "ApiScope",
     "Base",
     "Generation",
     "GenerationStatus",
+    "IdempotentRequest",
     "Invitation",
     "MemberRole",
     "Membership",

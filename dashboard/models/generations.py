@@ -5,7 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    Uuid,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dashboard.models.base import Base, TimestampMixin, UTCDateTime, new_id
@@ -55,6 +65,9 @@ class Generation(TimestampMixin, Base):
     created_by: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
+    # The API key that submitted it (NULL from the dashboard). No foreign key: a key is
+    # revoked, never deleted, while its org lives.
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
     text: Mapped[str] = mapped_column(Text)
     # Snapshot of the voice's name: history stays readable after the voice is deleted.
     voice_name: Mapped[str] = mapped_column(String(100))

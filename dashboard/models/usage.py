@@ -45,6 +45,8 @@ class UsageEntry(Base):
             name="sign_matches_kind",
         ),
         Index("ix_usage_ledger_org_id_counted_at", "org_id", "counted_at"),
+        # A key's month, for its own monthly character limit.
+        Index("ix_usage_ledger_api_key_id_counted_at", "api_key_id", "counted_at"),
         # `flask rls grant` gives the web role SELECT and INSERT here, nothing more.
         {"info": {"append_only": True}},
     )
@@ -53,6 +55,8 @@ class UsageEntry(Base):
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     generation_id: Mapped[uuid.UUID] = mapped_column(Uuid())
     user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
+    # The API key that submitted it (source `api`); no foreign key, like the others.
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
     source: Mapped[UsageSource] = mapped_column(db_enum(UsageSource, "usage_source"))
     kind: Mapped[UsageKind] = mapped_column(db_enum(UsageKind, "usage_kind"))
     characters: Mapped[int] = mapped_column(Integer())

@@ -29,6 +29,8 @@ from dashboard.tenancy.scope import (
     leave_org,
     models_with_org_id,
     org_scope,
+    present_api_key,
+    presented_key_hash,
     scope_listeners,
 )
 from dashboard.tenancy.web import (
@@ -60,6 +62,8 @@ __all__ = [
     "leave_org",
     "models_with_org_id",
     "org_scope",
+    "present_api_key",
+    "presented_key_hash",
     "request_is_for_org",
     "require_role",
     "scope_listeners",

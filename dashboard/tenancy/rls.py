@@ -1,10 +1,12 @@
 """Tenant walls, part two: PostgreSQL row-level security.
 
 The policies (migration `0003_rls`) admit only rows of the organisation named by the
-transaction-local settings `app.current_org` and `app.current_user`. This module keeps
-those settings equal to `tenancy.current_org_id()` / `current_user_id()`:
+transaction-local settings `app.current_org` and `app.current_user` (and the API key
+whose hash is `app.api_key_hash`, migration `0011_api_keys`). This module keeps those
+settings equal to `tenancy.current_org_id()` / `current_user_id()` /
+`presented_key_hash()`:
 
-- `after_begin` sets both in one statement as each transaction starts;
+- `after_begin` sets them in one statement as each transaction starts;
 - a `tenancy.scope_listeners` entry re-applies them when the scope changes while a
   transaction is in progress (a request's org is resolved after its first query);
 - `set_config(..., true)` is transaction-local, so nothing survives into the next
@@ -34,13 +36,16 @@ from dashboard.config import ConfigError
 from dashboard.database import describe_database_error
 from dashboard.extensions import db
 
-# One round trip sets both; the values are bound parameters, never spliced into SQL.
+# One round trip sets them all; the values are bound parameters, never spliced into SQL.
 SET_SCOPE = text(
-    "SELECT set_config('app.current_org', :org, true), set_config('app.current_user', :user, true)"
+    "SELECT set_config('app.current_org', :org, true), "
+    "set_config('app.current_user', :user, true), "
+    "set_config('app.api_key_hash', :key, true)"
 )
+Scope = tuple[str, str, str]
 TENANT_TABLES: tuple[str, ...] = tuple(m.__tablename__ for m in tenancy.SCOPED_MODELS)
-# No org and no user in scope: what the policies see when nothing was ever set.
-UNSCOPED = ("", "")
+# No org, no user and no key in scope: what the policies see when nothing was ever set.
+UNSCOPED: Scope = ("", "", "")
 ROLES_DOC = 'docs/operations.md, "Database roles and row-level security"'
 
 _STATE_KEY = "voxboard.rls"
@@ -53,7 +58,7 @@ class _Applied:
     connection: Connection
     # None: unknown. Settings made inside a savepoint revert when it is rolled back,
     # so values applied in one that has ended are re-applied before they're trusted.
-    values: tuple[str, str] | None
+    values: Scope | None
     # The savepoint the values were applied in (None: the transaction itself).
     within: SessionTransaction | None
 
@@ -72,15 +77,19 @@ def init_app(app: Flask) -> None:
         tenancy.scope_listeners.append(reapply_scope)
 
 
-def scope_values() -> tuple[str, str]:
-    """Return the (org, user) settings for the scope in force; '' matches no row."""
+def scope_values() -> Scope:
+    """Return the (org, user, key hash) settings for the scope in force; '' matches no row."""
     org, user = tenancy.current_org_id(), tenancy.current_user_id()
-    return ("" if org is None else str(org), "" if user is None else str(user))
+    return (
+        "" if org is None else str(org),
+        "" if user is None else str(user),
+        tenancy.presented_key_hash() or "",
+    )
 
 
-def apply_scope(connection: Connection, values: tuple[str, str]) -> None:
-    """Set `app.current_org` and `app.current_user` for the connection's transaction."""
-    connection.execute(SET_SCOPE, {"org": values[0], "user": values[1]})
+def apply_scope(connection: Connection, values: Scope) -> None:
+    """Set `app.current_org`, `app.current_user` and `app.api_key_hash` for the transaction."""
+    connection.execute(SET_SCOPE, {"org": values[0], "user": values[1], "key": values[2]})
 
 
 def _set_scope_on_begin(

@@ -54,6 +54,9 @@ SCOPED_MODELS: tuple[type, ...] = (*TENANT_MODELS, *SHARED_MODELS)
 _current_org: ContextVar[uuid.UUID | None] = ContextVar("voxboard_current_org", default=None)
 _current_user: ContextVar[uuid.UUID | None] = ContextVar("voxboard_current_user", default=None)
 _all_tenants: ContextVar[str | None] = ContextVar("voxboard_all_tenants", default=None)
+# The keyed hash of the API key a request presents (`dashboard.api.auth`): on PostgreSQL
+# it lets the request read that one key's row before any org is in scope.
+_presented_key: ContextVar[str | None] = ContextVar("voxboard_presented_key", default=None)
 
 # Called with the session whenever the org in scope changes mid-transaction, so the
 # database-side wall (RLS settings) follows; `dashboard.tenancy.rls` registers itself here.
@@ -74,6 +77,11 @@ def current_org_id() -> uuid.UUID | None:
 def current_user_id() -> uuid.UUID | None:
     """Return the id of the user the request acts for, if any."""
     return _current_user.get()
+
+
+def presented_key_hash() -> str | None:
+    """Return the keyed hash of the API key the request presents, if any."""
+    return _presented_key.get()
 
 
 def all_tenants_reason() -> str | None:
@@ -206,6 +214,8 @@ def claim_session_user() -> None:
     this server can have named that user; `load_user` still checks the session token
     and calls `forget_session_user` when the session was revoked.
     """
+    if g.get("cookieless"):
+        return  # the public API: a bearer key, never a cookie (`dashboard.api.auth`)
     raw = session.get("_user_id")
     if not raw or "_user_token" in g:
         return
@@ -225,8 +235,17 @@ def forget_session_user() -> None:
         _notify()
 
 
+def present_api_key(key_hash: str) -> None:
+    """Name the API key the request presents, before its first statement (until it ends)."""
+    g._key_token = _presented_key.set(key_hash)
+    _notify()
+
+
 def leave_org(_exc: BaseException | None = None) -> None:
     """Drop the request's org scope (registered as a teardown handler)."""
+    key_token = g.pop("_key_token", None)
+    if key_token is not None:
+        _presented_key.reset(key_token)
     tokens = g.pop("_tenant_tokens", None)
     if tokens:
         _current_org.reset(tokens[0])

@@ -23,6 +23,7 @@ with name matches ranked above description matches.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import uuid
@@ -318,6 +319,31 @@ def custom_voices_page(
 
 
 _CUSTOM_PART, _SYSTEM_PART = 0, 1
+
+
+@dataclass(frozen=True, slots=True)
+class VisiblePage:
+    """One page of every voice the org may use, by name, and the next page's cursor."""
+
+    voices: Sequence[Voice]
+    next_cursor: str | None = None
+
+
+def visible_voices_page(
+    filters: LibraryFilters, after: Cursor | None = None, limit: int = PAGE_SIZE
+) -> VisiblePage:
+    """Return the system voices and the org in scope's own in one list by (name, id).
+
+    The public API's list (one statement): search, category and language narrow it
+    as in the library, and the order is always by name, so every page continues by
+    keyset. The tenant filter admits the org's own voices and the system voices.
+    """
+    named = dataclasses.replace(filters, sort=Order.NAME.value)
+    stmt, order = _keyset(_filtered(select(Voice), named), named, after)
+    voices = db.session.scalars(stmt.order_by(*order).limit(limit + 1)).all()
+    if len(voices) <= limit:
+        return VisiblePage(voices)
+    return VisiblePage(voices[:limit], encode_cursor(Order.NAME, voices[limit - 1]))
 
 
 def library(org_id: uuid.UUID, filters: LibraryFilters, page: CustomPage) -> Library:

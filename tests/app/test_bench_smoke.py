@@ -137,11 +137,17 @@ def test_keyset_baseline_lists_fifty_rows_newest_first(tmp_path):
     assert client.get("/o/nobody/").status_code == 404
 
 
+def test_every_case_is_measured_in_the_rounds():
+    """A case missing from ROUND_ORDER would be reported as "not measured" forever."""
+    fx = cases.Fixtures(uuid.uuid4(), 300_000, "cursor", uuid.uuid4(), None, 5999, "vxb_x")
+    assert {c.key for c in cases.build_cases(fx)} == set(run.ROUND_ORDER)
+
+
 def test_load_refuses_other_hosts_and_report_renders():
     with pytest.raises(ValueError, match="loopback"):
         load.run_load("http://192.0.2.1/", {}, seconds=1, max_requests=1)
     assert load.percentile([5.0, 1.0, 3.0], 50) == 3.0
-    fx = cases.Fixtures(uuid.uuid4(), 300_000, "cursor", uuid.uuid4(), None, 5999)
+    fx = cases.Fixtures(uuid.uuid4(), 300_000, "cursor", uuid.uuid4(), None, 5999, "vxb_x")
     results = {c.key: run.CaseResult(c) for c in cases.build_cases(fx)}
     for n, result in enumerate(results.values()):
         rps = 100.0 + n
@@ -155,3 +161,4 @@ def test_load_refuses_other_hosts_and_report_renders():
     )
     assert "| history, first page |" in text and "not available yet" in text
     assert "≤ 5 SQL statements on every page" in text
+    assert "API GET /api/v1/generations ≥ 0.7×" in text

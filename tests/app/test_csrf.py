@@ -9,6 +9,7 @@ import pytest
 from werkzeug.routing import Rule
 
 from dashboard import tenancy
+from dashboard.api import API_BLUEPRINT_NAMES
 from dashboard.extensions import db
 from dashboard.models import MemberRole
 from tests import factories
@@ -33,10 +34,16 @@ def owner(csrf_app):
         return factories.detach(user)
 
 
-def write_rules(app) -> list[tuple[Rule, str]]:
+def is_api(rule: Rule) -> bool:
+    return rule.endpoint.partition(".")[0] in API_BLUEPRINT_NAMES
+
+
+def write_rules(app, api: bool = False) -> list[tuple[Rule, str]]:
+    """State-changing routes of the cookie-authenticated site (or, `api`, of the API)."""
     found = [
         (rule, method)
         for rule in app.url_map.iter_rules()
+        if is_api(rule) == api
         for method in sorted((rule.methods or set()) & WRITE_METHODS)
     ]
     assert found, "no state-changing routes found"
@@ -75,6 +82,16 @@ def test_every_write_route_refuses_a_forged_token(csrf_app, client, owner):
         url = url_for_rule(csrf_app, rule)
         response = client.open(url, method=method, headers={"X-CSRFToken": "forged"})
         assert response.status_code == 400, f"{method} {url}"
+
+
+def test_api_writes_need_no_token_because_a_session_cookie_never_gets_in(csrf_app, client, owner):
+    """The API is exempt from CSRF on purpose: it reads no cookie, only a bearer key."""
+    login(client, owner)
+    for rule, method in write_rules(csrf_app, api=True):
+        url = url_for_rule(csrf_app, rule)
+        response = client.open(url, method=method, json={"text": "hi"})
+        assert response.status_code == 401, f"{method} {url}"
+        assert response.content_type == "application/problem+json"
 
 
 def page_token(client, path: str) -> str:

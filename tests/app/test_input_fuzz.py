@@ -10,7 +10,8 @@ reason; a URL argument this file can't fill fails loudly (`PATH_ARGS`).
 
 Two passes per route, each request starting from the route's valid values (a world
 holds an org, its owner, a member, a custom voice with audio, a finished and a failed
-generation and an invitation; a new one replaces it after any request that succeeded):
+generation, an invitation and an API key; a new one replaces it after any request that
+succeeded):
 
 1. every input × every case of `CASES` (NUL, another unholdable character, a second
    value with a NUL, a lone surrogate, a file where text is expected, the input left
@@ -89,6 +90,7 @@ PATH_ARGS = {
     "member_id": "member",
     "invitation_id": "invitation",
     "token": "token",
+    "key_id": "api_key",
     ("generations.retry", "generation_id"): "failed_generation",
     ("voices.system_voice_audio", "voice_id"): "system_voice",
 }
@@ -167,6 +169,7 @@ class World:
     member: uuid.UUID
     invitation: uuid.UUID
     token: str
+    api_key: uuid.UUID
     wav: bytes = field(repr=False)
 
 
@@ -199,6 +202,7 @@ def _new_world(system_voice: uuid.UUID, password_hash: str, wav: bytes) -> World
     )
     db.session.add(invitation)
     db.session.flush()
+    api_key, _secret = factories.make_api_key(org)
     return World(
         slug=org.slug,
         owner=owner,
@@ -210,6 +214,7 @@ def _new_world(system_voice: uuid.UUID, password_hash: str, wav: bytes) -> World
         member=member.id,
         invitation=invitation.id,
         token=token,
+        api_key=api_key.id,
         wav=wav,
     )
 

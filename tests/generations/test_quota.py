@@ -28,6 +28,7 @@ from dashboard.generations.ledger import characters_used
 from dashboard.generations.queries import month_start, usage
 from dashboard.history.services import delete_generation
 from dashboard.models import (
+    ApiKey,
     Generation,
     GenerationStatus,
     Organization,
@@ -182,13 +183,22 @@ def test_a_refund_counts_in_the_month_of_its_charge(app: Flask):
 
 
 @pytest.mark.parametrize("backend", [WEB_ROLE_BACKENDS[1]], indirect=True)
-def test_two_submissions_at_once_can_never_exceed_the_quota(app: Flask):
-    """The second submission waits on the first's org lock, then sees its charge."""
+@pytest.mark.parametrize("limit_on", ["org", "api key"])
+def test_two_submissions_at_once_can_never_exceed_the_quota(app: Flask, limit_on: str):
+    """The second submission waits on the first's org lock, then sees its charge.
+
+    The same lock serves the org's quota and an API key's own monthly limit.
+    """
     with app.app_context(), operator_access("test setup"):
-        org = factories.make_org(slug="acme", monthly_character_limit=300)
+        org = factories.make_org(
+            slug="acme", monthly_character_limit=300 if limit_on == "org" else None
+        )
         voice = factories.make_voice(org)
+        key, _secret = factories.make_api_key(
+            org, monthly_character_limit=300 if limit_on == "api key" else None
+        )
         db.session.commit()
-        org_id, voice_id = org.id, voice.id
+        org_id, voice_id, key_id = org.id, voice.id, key.id
     first_in, second_started = threading.Event(), threading.Event()
     outcome: dict[str, object] = {}
 
@@ -196,8 +206,11 @@ def test_two_submissions_at_once_can_never_exceed_the_quota(app: Flask):
         with app.app_context(), tenancy.org_scope(org_id):
             org = db.session.get(Organization, org_id)
             voice = db.session.get(Voice, voice_id)
+            key = db.session.get(ApiKey, key_id)
             try:
-                services.submit_generation(org, None, voice, "x" * 200, SynthesisParams())
+                services.submit_generation(
+                    org, None, voice, "x" * 200, SynthesisParams(), api_key=key
+                )
                 if before_commit:
                     before_commit()
                 db.session.commit()

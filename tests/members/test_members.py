@@ -860,10 +860,11 @@ def test_htmx_leave_redirects_the_whole_page(app, client, team):
     assert response.status_code == 204 and response.headers["HX-Redirect"] == "/home"
 
 
-def test_page_loads_its_script_and_has_no_inline_script(client, team):
+def test_page_loads_the_shared_script_and_has_no_inline_script(client, team):
     login(client, team["users"]["owner"])
     html = html_of(client.get(members_url()))
-    assert '<script src="/static/js/members.js" defer></script>' in html
+    # Copy buttons and in-place refusals are app.js's, shared with the API keys page.
+    assert '<script src="/static/js/app.js" defer></script>' in html
     assert not re.search(r"<script(?![^>]*\bsrc=)", html)
     assert not re.search(r"\son[a-z]+=", html)  # no inline event handlers either
 

@@ -492,8 +492,9 @@ def test_verify_web_role_refuses_the_owner(pg_schema: str, tmp_path: Path):
         rls.verify_web_role(required_app(pg_schema, tmp_path))
     message = str(refused.value)
     assert f'role "{owner}"' in message
-    owned = "owns (or can become the owner of) analytics_snapshots, generations, invitations"
-    assert owned in message
+    tables = ", ".join(sorted(rls.TENANT_TABLES))
+    assert f"owns (or can become the owner of) {tables}" in message
+    assert "analytics_snapshots, api_idempotency_keys, api_key_days, api_keys" in tables
     assert "has BYPASSRLS" in message  # the test owner bypasses, like an operator role
     assert "flask rls grant ROLE" in message and "RLS_REQUIRED=0" in message
 
@@ -681,6 +682,10 @@ EXPECTED_POLICIES = {
     ("invitations", "invitations_org_rows"),
     ("analytics_snapshots", "analytics_snapshots_org_rows"),
     ("usage_ledger", "usage_ledger_org_rows"),
+    ("api_keys", "api_keys_org_rows"),
+    ("api_keys", "api_keys_own_read"),
+    ("api_key_days", "api_key_days_org_rows"),
+    ("api_idempotency_keys", "api_idempotency_keys_org_rows"),
 }
 
 
