@@ -24,6 +24,8 @@ class Fixtures:
     sample_generation: uuid.UUID
     stream_generation: uuid.UUID | None
     admin_last_page: int
+    # A fresh API key of the big org (every scope) for the API case.
+    api_secret: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ def load_fixtures() -> Fixtures:
     stream = stream_generation_id()
     samples = [s for s in samples if s != stream]
     cursor = encode_cursor(SimpleNamespace(created_at=created_at.astimezone(dt.UTC), id=row_id))
+    api_secret = create_api_key(org_id)
     return Fixtures(
         org_id=org_id,
         org_rows=rows,
@@ -76,7 +79,43 @@ def load_fixtures() -> Fixtures:
         sample_generation=uuid.UUID(samples[len(samples) // 2]),
         stream_generation=uuid.UUID(stream) if stream else None,
         admin_last_page=math.ceil(rows / 50) - 1,
+        api_secret=api_secret,
     )
+
+
+def create_api_key(org_id: uuid.UUID) -> str:
+    """Add an API key (every scope) to the org, as the owner; return its secret.
+
+    The row is written with psycopg, and the secret hashed inside a bare Flask app with
+    the benchmark's SECRET_KEY: building Voxboard here would install its tenant filter
+    in this process before the baselines are measured (see `statements_per_page`).
+    """
+    import json
+
+    import psycopg
+    from flask import Flask
+
+    from dashboard.api import keys
+    from dashboard.models import ApiScope
+
+    app = Flask("bench-keys")
+    app.config.update(SECRET_KEY=settings.SECRET_KEY, API_KEY_HASH_KEY=None)
+    with app.app_context():
+        made = keys.new_secret()
+    with psycopg.connect(settings.owner_url()) as conn:
+        conn.execute(
+            "INSERT INTO api_keys (id, org_id, name, secret_hash, last_four, scopes, "
+            "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, now(), now())",
+            (
+                uuid.uuid4(),
+                org_id,
+                f"bench {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S}",
+                made.secret_hash,
+                made.last_four,
+                json.dumps([scope.value for scope in ApiScope]),
+            ),
+        )
+    return made.secret
 
 
 def build_cases(fx: Fixtures) -> list[Case]:
@@ -152,6 +191,14 @@ def build_cases(fx: Fixtures) -> list[Case]:
             f"{org}/generations/{fx.sample_generation}",
             expect_text=page,
             logged_in=True,
+        ),
+        Case(
+            "api_generations",
+            "API: GET /api/v1/generations (50 rows)",
+            VOXBOARD,
+            "/api/v1/generations?limit=50",
+            headers={"Authorization": f"Bearer {fx.api_secret}"},
+            expect_count=(b'"voice_name":', 50),
         ),
         Case(
             "audio_range",

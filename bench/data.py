@@ -279,9 +279,7 @@ def plan_accounts(
         nonlocal user_index
         user_id = uuid7_at(created, rng, counter=user_index % 4096)
         user_index += 1
-        user_rows.append(
-            (user_id, email, password_hash, name, ts(created), ts(created))
-        )
+        user_rows.append((user_id, email, password_hash, name, ts(created), ts(created)))
         return user_id
 
     def join(org: Org, user_id: str, role: str, created: int) -> None:
@@ -850,6 +848,14 @@ class Phases:
         log(f"{name}: {self.timings[name]:.1f} s")
 
 
+LEDGER_SQL = (
+    "INSERT INTO usage_ledger "
+    "(id, org_id, generation_id, user_id, source, kind, characters, counted_at, created_at) "
+    "SELECT gen_random_uuid(), org_id, id, created_by, 'web', 'charge', character_count, "
+    "created_at, created_at FROM generations WHERE status <> 'failed'"
+)
+
+
 def load(spec: Spec) -> dict[str, float]:
     """Load the data set as the owner; return phase timings.
 
@@ -961,6 +967,10 @@ def load(spec: Spec) -> dict[str, float]:
         for name, definition in foreign_keys:
             conn.execute(f'ALTER TABLE generations ADD CONSTRAINT "{name}" {definition}')
         phases.done("re-create and check foreign keys")
+        # What the app writes when it accepts a submission (`generations.ledger.charge`):
+        # the quota and the analytics quota bar sum these lines, not the generations.
+        conn.execute(LEDGER_SQL)
+        phases.done("usage ledger: a charge per generation that did not fail")
         conn.execute("VACUUM (ANALYZE)")
         phases.done("vacuum and analyze")
         marker = f"{spec.marker()} stream={plan.ids[stream_index]}"

@@ -38,6 +38,7 @@ def voxboard_env() -> dict[str, str]:
             "RLS_REQUIRED": "1",
             "GENERATION_RATE_LIMIT": "100000 per minute",
             "LOGIN_RATE_LIMIT": "1000 per minute",
+            "API_RATE_LIMIT": "10000000 per minute",
         },
     )
 

@@ -44,6 +44,8 @@ ROUND_ORDER = (
     "keyset",
     "voices",
     "analytics",
+    "keyset",
+    "api_generations",
     "detail",
     "audio_range",
 )

@@ -93,4 +93,5 @@ class Spec:
     def marker(self) -> str:
         """Return the text stored as the database's comment once the data is complete."""
         fields = ",".join(f"{k}={v}" for k, v in asdict(self).items())
-        return f"voxboard-bench data v1 ({fields})"
+        # v2: the usage ledger holds a charge for every generation that did not fail.
+        return f"voxboard-bench data v2 ({fields})"
