@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from flask import abort, g, request, url_for
+from sqlalchemy.exc import IntegrityError
 
 from dashboard import keyset, tenancy
 from dashboard.api import auth, generations_bp, idempotency, usage_bp, voices_bp
@@ -35,11 +36,17 @@ from dashboard.generations.jobs import enqueue_generation
 from dashboard.generations.routes import download_name
 from dashboard.history import queries as history_queries
 from dashboard.history import services as history_services
-from dashboard.models import ApiScope, Generation, GenerationStatus, Voice
-from dashboard.storage import get_storage
+from dashboard.models import ApiScope, Generation, GenerationStatus, Voice, VoiceCategory
+from dashboard.storage import StorageError, get_storage
+from dashboard.storage.consistency import new_objects_removed_on_error
 from dashboard.storage.media import send_stored_object
+from dashboard.storage.uploads import FORM_OVERHEAD_BYTES, parse_body_within, upload_limit
 from dashboard.tts import SynthesisParams
 from dashboard.voices import queries as voice_queries
+from dashboard.voices import reference_audio
+from dashboard.voices import services as voice_services
+from dashboard.voices.forms import NewVoiceForm
+from dashboard.voices.manage import STORAGE_PROBLEM, too_large_problem
 from dashboard.voices.routes import voice_audio
 
 AUDIO_RESPONSE = {"description": "The audio, whole (200) or one byte range (206)."}
@@ -97,7 +104,7 @@ def list_voices(q: str, category: Any, language: str | None, cursor: str | None,
     return {"data": page.voices, "next_cursor": page.next_cursor}
 
 
-@voices_bp.route("/<uuid:voice_id>", methods=["GET"])
+@voices_bp.route("/<uuid:voice_id>", methods=["GET"], endpoint="get_voice")
 @needs(voices_bp, ApiScope.VOICES_READ)
 @voices_bp.response(200, VoiceSchema)
 def get_voice(voice_id: uuid.UUID):
@@ -112,6 +119,109 @@ def get_voice(voice_id: uuid.UUID):
 def voice_reference_audio(voice_id: uuid.UUID):
     """Stream a voice's reference audio, with Range and ETag."""
     return voice_audio(voice_or_404(voice_id))
+
+
+VOICE_UPLOAD = "VOICE_UPLOAD_MAX_BYTES"
+# The multipart body of POST /voices, as the new-voice form takes it.
+NEW_VOICE_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["name", "audio", "consent"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "description": {"type": "string", "maxLength": 500},
+                    "category": {"type": "string", "enum": [c.value for c in VoiceCategory]},
+                    "language": {"type": "string", "description": "BCP 47, e.g. en-GB"},
+                    "audio": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "WAV, MP3, FLAC or OGG; 10 s to 5 min; at most 20 MB",
+                    },
+                    "consent": {
+                        "type": "string",
+                        "enum": ["y", "true", "on", "1"],
+                        "description": "You have the right to use this voice.",
+                    },
+                },
+            }
+        }
+    },
+}
+FORM_PART = {"audio": "files"}
+
+
+def form_problem(form: NewVoiceForm) -> ApiProblem:
+    """Turn the form's errors into a validation problem, one entry per message."""
+    errors = [
+        {"path": name, "in": FORM_PART.get(name, "form"), "message": message}
+        for name, messages in form.errors.items()
+        for message in messages
+    ]
+    summary = "; ".join(f"{e['path']}: {e['message'].rstrip('.')}" for e in errors[:3])
+    return ApiProblem(422, f"The voice wasn't created: {summary}.", "validation", errors)
+
+
+@voices_bp.route("", methods=["POST"])
+@needs(voices_bp, ApiScope.VOICES_WRITE)
+@voices_bp.doc(requestBody=NEW_VOICE_BODY)
+@voices_bp.response(201, VoiceSchema, description="Created, with its reference audio.")
+def create_voice():
+    """Create a custom voice from reference audio: the same checks and consent as the form."""
+    if not parse_body_within(upload_limit(VOICE_UPLOAD) + FORM_OVERHEAD_BYTES):
+        raise ApiProblem(413, too_large_problem())
+    form = NewVoiceForm(meta={"csrf": False})
+    if not form.validate():
+        raise form_problem(form)
+    storage = get_storage()
+    fields = form.values()
+    try:
+        audio = reference_audio.check_reference_audio(
+            form.audio.data.stream, upload_limit(VOICE_UPLOAD)
+        )
+        with new_objects_removed_on_error(storage) as new_keys:
+            voice = voice_services.create_custom_voice(storage, g.org.id, fields, audio, new_keys)
+            voice_id = voice.id
+            db.session.commit()
+    except reference_audio.VoiceInputError as exc:
+        db.session.rollback()
+        where = {"path": exc.field, "in": FORM_PART.get(exc.field, "form")} if exc.field else None
+        errors = [{**where, "message": exc.message}] if where else None
+        raise ApiProblem(
+            exc.status, exc.message, "validation" if errors else None, errors
+        ) from None
+    except IntegrityError:
+        db.session.rollback()  # another request took the name between check and commit
+        if not voice_services.custom_name_taken(fields.name, g.org.id):
+            raise
+        taken = voice_services.name_taken_error(fields.name)
+        raise ApiProblem(
+            422,
+            taken.message,
+            "validation",
+            [{"path": "name", "in": "form", "message": taken.message}],
+        ) from None
+    except StorageError:
+        db.session.rollback()
+        raise ApiProblem(502, STORAGE_PROBLEM) from None
+    location = url_for("api_voices.get_voice", voice_id=voice_id)
+    return voice_or_404(voice_id), 201, {"Location": location}
+
+
+@voices_bp.route("/<uuid:voice_id>", methods=["DELETE"])
+@needs(voices_bp, ApiScope.VOICES_WRITE)
+@voices_bp.response(204, description="Deleted; its generations keep the voice's name.")
+def delete_voice(voice_id: uuid.UUID):
+    """Delete one of the organisation's custom voices and its audio (not a system voice)."""
+    voice = voice_or_404(voice_id)
+    if voice.is_system:
+        raise ApiProblem(403, "System voices are shared by every organisation and read-only.")
+    key = voice_services.delete_custom_voice(voice)
+    db.session.commit()
+    voice_services.discard_object(get_storage(), key)
+    return None
 
 
 # -------------------------------------------------------------------- generations

@@ -121,6 +121,8 @@ SCOPE_OF = {
     "api_voices.list_voices": ApiScope.VOICES_READ,
     "api_voices.get_voice": ApiScope.VOICES_READ,
     "api_voices.audio": ApiScope.VOICES_READ,
+    "api_voices.create_voice": ApiScope.VOICES_WRITE,
+    "api_voices.delete_voice": ApiScope.VOICES_WRITE,
     "api_generations.create_generation": ApiScope.GENERATIONS_WRITE,
     "api_generations.list_generations": ApiScope.GENERATIONS_READ,
     "api_generations.get_generation": ApiScope.GENERATIONS_READ,
