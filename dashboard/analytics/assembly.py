@@ -19,6 +19,7 @@ from dashboard.analytics.figures import (
     BucketFigures,
     PastFigures,
     Share,
+    SourceShare,
     Sums,
     Totals,
     key_mask,
@@ -54,6 +55,7 @@ def assemble(
         voices=_ranked(_voice_shares(past, live, voice_keys), "generations"),
         categories=_ranked(_category_shares(past, live.today), "generations"),
         members=_ranked(_member_shares(past, live), "characters"),
+        sources=_source_shares(past, live.today if includes_today else None),
         missing_days=_missing_days(org, past, today, period.start, period.end),
         missing_previous_days=_missing_days(org, past, today, *previous_period),
         live=includes_today,
@@ -114,13 +116,14 @@ class _VoiceKeys:
 
 def _totals(sums: Sums, voice_keys: _VoiceKeys, today: DayFigures | None) -> Totals:
     """Return past sums as totals, with today's figures added when given."""
-    found = Totals(sums.succeeded, sums.failed, sums.characters, sums.audio_ms)
+    found = Totals(sums.succeeded, sums.failed, sums.characters, sums.audio_ms, billed=sums.billed)
     mask = sums.voices
     if today is not None:
         found.succeeded += today.generations_succeeded
         found.failed += today.generations_failed
         found.characters += today.characters
         found.audio_ms += today.audio_ms
+        found.billed += today.characters_billed
         mask |= voice_keys.today_mask
     found.active_voices = voice_keys.active(mask)
     return found
@@ -222,6 +225,19 @@ def _merged_shares(
             for n, value in enumerate(row):
                 into[n] += value
     return found
+
+
+def _source_shares(past: PastFigures, today: DayFigures | None) -> list[SourceShare]:
+    """Return the period's billed characters by source, most first (today's names win)."""
+    names = dict(past.source_names)
+    sums = {key: list(row) for key, row in past.by_source.items()}
+    for key, tally in (today.by_source if today else {}).items():
+        names[key] = (tally["name"], tally["kind"])
+        row = sums.setdefault(key, [0, 0])
+        row[0] += int(tally["submissions"] or 0)
+        row[1] += int(tally["characters"] or 0)
+    shares = [SourceShare(key, *names[key], *row) for key, row in sums.items() if any(row)]
+    return sorted(shares, key=lambda s: (-s.characters, s.kind != "web", s.name.casefold()))
 
 
 def category_label(key: str) -> str:

@@ -124,6 +124,7 @@ def charts(data: Analytics) -> list[Chart]:
         categories_chart(data),
         voices_chart(data),
         members_chart(data),
+        sources_chart(data),
     ]
 
 
@@ -164,13 +165,13 @@ def generations_chart(data: Analytics) -> Chart:
 
 
 def characters_chart(data: Analytics) -> Chart:
-    """Characters of succeeded generations per bucket, as a filled line."""
+    """Billed characters per bucket (what the quota counts), as a filled line."""
     grouping = data.period.grouping
     labels = [b.bucket.label(grouping) for b in data.buckets]
     when = _when(data)
-    characters = [b.totals.characters for b in data.buckets]
+    characters = [b.totals.billed for b in data.buckets]
     title = f"Characters per {grouping}"
-    summary = f"{title}, {data.period.describe()}: {data.current.characters:,} in all."
+    summary = f"{title}, {data.period.describe()}: {data.current.billed:,} in all."
 
     def build(size: Size) -> pygal.Graph:
         chart_type = pygal.Line if len(characters) > 1 else pygal.Bar
@@ -188,14 +189,19 @@ def characters_chart(data: Analytics) -> Chart:
 
     table = Table(
         caption=f"{title}, {data.period.describe()}",
-        headers=[grouping.capitalize(), "Characters", "Audio minutes"],
+        headers=[
+            grouping.capitalize(),
+            "Characters billed",
+            "In succeeded generations",
+            "Audio minutes",
+        ],
         rows=[
-            [w, f"{b.totals.characters:,}", minutes(b.totals.audio_ms)]
+            [w, f"{b.totals.billed:,}", f"{b.totals.characters:,}", minutes(b.totals.audio_ms)]
             for w, b in zip(when, data.buckets, strict=True)
         ],
     )
     drawn = (tuple(labels), tuple(when), tuple(characters))
-    return _chart("characters", title, summary, table, build, drawn, not data.current.characters)
+    return _chart("characters", title, summary, table, build, drawn, not data.current.billed)
 
 
 def categories_chart(data: Analytics) -> Chart:
@@ -296,14 +302,38 @@ def members_chart(data: Analytics) -> Chart:
     )
 
 
+def sources_chart(data: Analytics) -> Chart:
+    """Billed characters by source: the dashboard, and each API key by name."""
+    shares = data.sources
+    total = sum(s.characters for s in shares)
+    title = "Characters by source"
+    summary = f"{title}: " + ("; ".join(f"{s.label} {s.characters:,}" for s in shares) or "none")
+    table = Table(
+        caption="Billed characters by source (the usage ledger: what the quota counts)",
+        headers=["Source", "Submissions", "Characters billed", "Share"],
+        rows=[
+            [s.label, f"{s.submissions:,}", f"{s.characters:,}", _percent(s.characters, total)]
+            for s in shares
+        ],
+    )
+    chart = _ranking(
+        "sources", title, summary, table, shares, "characters", lambda s: f"{s.characters:,}"
+    )
+    chart.notes.append(
+        "Every accepted submission less those that finally failed, whether or not the "
+        "generation still exists."
+    )
+    return chart
+
+
 def _ranking(
     name: str,
     title: str,
     summary: str,
     table: Table,
-    shares: list[Share],
+    shares: Sequence[Any],
     metric: str,
-    say: Callable[[Share], str],
+    say: Callable[[Any], str],
 ) -> Chart:
     """A horizontal bar per share, largest at the top."""
 

@@ -28,8 +28,10 @@ BUCKET_HEADERS = (
     "Characters",
     "Audio seconds",
     "Active voices",
+    "Characters billed",
 )
 VOICE_HEADERS = ("Voice", "Type", "Generations", "Failed", "Characters", "Audio seconds")
+SOURCE_HEADERS = ("Source", "Kind", "API key id", "Submissions", "Characters billed")
 
 
 def safe_cell(value: object) -> object:
@@ -66,6 +68,7 @@ def buckets_csv(data: Analytics) -> str:
                 b.totals.characters,
                 seconds(b.totals.audio_ms),
                 b.totals.active_voices,
+                b.totals.billed,
             )
             for b in data.buckets
         ),
@@ -79,6 +82,23 @@ def voices_csv(data: Analytics) -> str:
         (
             (s.name, s.kind, s.generations, s.failed, s.characters, seconds(s.audio_ms))
             for s in data.voices
+        ),
+    )
+
+
+def sources_csv(data: Analytics) -> str:
+    """Return one row per source of billed characters (the dashboard, each API key)."""
+    return to_csv(
+        SOURCE_HEADERS,
+        (
+            (
+                s.name,
+                "Dashboard" if s.kind == "web" else "API",
+                "" if s.kind == "web" else s.key,
+                s.submissions,
+                s.characters,
+            )
+            for s in data.sources
         ),
     )
 

@@ -27,6 +27,7 @@ class Sums:
     characters: int = 0
     audio_ms: int = 0
     voices: int = 0
+    billed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +52,17 @@ class PastFigures:
     by_voice: dict[str, list[int]]  # the period's past days: [generations, failed, …]
     by_category: dict[str, list[int]]
     by_member: dict[str, list[int]]
+    # The period's past days by source: key → [submissions, characters billed], and
+    # each key's (name, kind) as its latest day recorded them.
+    by_source: dict[str, list[int]]
+    source_names: dict[str, tuple[str, str]]
 
     @property
     def weight(self) -> int:
         """Return roughly how much this entry holds (breakdown keys and buckets)."""
         return (
             len(self.voice_keys)
+            + len(self.by_source)
             + len(self.by_voice)
             + len(self.by_member)
             + len(self.by_category)
@@ -74,13 +80,18 @@ def key_mask(keys: Iterable[str], bits: Mapping[str, int]) -> int:
 
 @dataclass(slots=True)
 class Totals:
-    """Figures added up over some days; `active_voices`: distinct voices with a success."""
+    """Figures added up over some days; `active_voices`: distinct voices with a success.
+
+    `characters` are those of succeeded generations; `billed` what the usage ledger
+    counted (every accepted submission less final failures, deleted or not).
+    """
 
     succeeded: int = 0
     failed: int = 0
     characters: int = 0
     audio_ms: int = 0
     active_voices: int = 0
+    billed: int = 0
 
     @property
     def audio_minutes(self) -> float:
@@ -88,7 +99,7 @@ class Totals:
 
     @property
     def empty(self) -> bool:
-        return not (self.succeeded or self.failed)
+        return not (self.succeeded or self.failed or self.billed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +133,21 @@ class Share:
         self.failed += int(tally.get("failed") or 0)
         self.characters += int(tally.get("characters") or 0)
         self.audio_ms += int(tally.get("audio_ms") or 0)
+
+
+@dataclass(slots=True)
+class SourceShare:
+    """Where billed characters came from: the dashboard, or one API key."""
+
+    key: str
+    name: str
+    kind: str  # "web" or "api"
+    submissions: int = 0
+    characters: int = 0
+
+    @property
+    def label(self) -> str:
+        return self.name if self.kind == "web" else f"API key “{self.name}”"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +212,7 @@ class Analytics:
     voices: list[Share]
     categories: list[Share]
     members: list[Share]
+    sources: list[SourceShare]
     missing_days: int
     missing_previous_days: int
     live: bool = False  # the period includes today, whose figures are still growing
@@ -208,9 +235,10 @@ class Analytics:
             ),
             Kpi(
                 "Characters",
-                f"{now.characters:,}",
-                Change(now.characters, before.characters),
-                f"{before.characters:,}",
+                f"{now.billed:,}",
+                Change(now.billed, before.billed),
+                f"{before.billed:,}",
+                note=_generated_note(now),
             ),
             Kpi(
                 "Audio minutes",
@@ -225,6 +253,13 @@ class Analytics:
                 f"{before.active_voices:,}",
             ),
         ]
+
+
+def _generated_note(totals: Totals) -> str:
+    """Say how the billed characters differ from the succeeded generations', if they do."""
+    if totals.characters == totals.billed:
+        return ""
+    return f"{totals.characters:,} in succeeded generations"
 
 
 def minutes(audio_ms: int) -> str:

@@ -37,10 +37,16 @@ from sqlalchemy import (
     union_all,
 )
 
-from dashboard.analytics.snapshots import Builder, DayFigures, day_bounds, generation_groups
+from dashboard.analytics.snapshots import (
+    Builder,
+    DayFigures,
+    day_bounds,
+    generation_groups,
+    source_groups,
+)
 from dashboard.extensions import db
 from dashboard.generations.ledger import characters_counted, counts_against_quota
-from dashboard.models import Generation, Membership, User, Voice, VoiceVariant
+from dashboard.models import Generation, Membership, UsageEntry, User, Voice, VoiceVariant
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +105,8 @@ def read_live(
 
     - `day`'s (today's) generations grouped as `figures_for_day` groups them (the same
       `snapshots.generation_groups` query, on one range of the org's history index),
-      each group with its creator's membership;
+      each group with its creator's membership, and its usage-ledger lines grouped by
+      source (`snapshots.source_groups`);
     - the current name and variant of each voice in `voice_ids`, and the display name
       of each user in `member_ids` who is still a member (both map an id to the key
       the snapshots name it by);
@@ -114,6 +121,7 @@ def read_live(
     branches = []
     if day is not None:
         branches.append(_todays_groups(org_id, day))
+        branches.append(_todays_sources(org_id, day))
     if voice_ids:
         branches.append(_voice_names(org_id, voice_ids, dialect))
     if member_ids:
@@ -143,6 +151,23 @@ def _todays_groups(org_id: uuid.UUID, day: dt.date) -> Select[Any]:
     ).outerjoin(
         Membership,
         and_(Membership.user_id == groups.c.created_by, Membership.org_id == org_id),
+    )
+
+
+def _todays_sources(org_id: uuid.UUID, day: dt.date) -> Select[Any]:
+    """Return `day`'s ledger lines grouped by source, as the snapshots group them."""
+    start, end = day_bounds(day)
+    groups = source_groups(select().where(UsageEntry.org_id == org_id), start, end)
+    groups = groups.subquery("today_sources")
+    return select(
+        *_branch(
+            "source",
+            voice_id=groups.c.api_key_id,
+            voice_name=cast(groups.c.source, String()),
+            current_voice_name=groups.c.key_name,
+            generations=groups.c.submissions,
+            characters=groups.c.characters,
+        )
     )
 
 
@@ -230,6 +255,9 @@ def _live_from_rows(
         elif kind == "member":
             assert member_ids is not None
             members[member_ids[row[6]]] = row[7]
+        elif kind == "source":
+            assert builder is not None
+            builder.add_source(row[2], row[1], row[3], row[10], row[11])
         elif kind == "fingerprint":
             fingerprint = tuple(row._mapping[name] for name in _FINGERPRINT)
         else:

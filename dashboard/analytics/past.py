@@ -67,6 +67,8 @@ def add_up_past(org_id: uuid.UUID, period: Period, last: dt.date) -> PastFigures
         by_voice=_sum_tallies(f.by_voice or {} for f in in_period),
         by_category=_sum_tallies(f.by_category or {} for f in in_period),
         by_member=_sum_tallies(f.by_member or {} for f in in_period),
+        by_source=_sum_sources(in_period),
+        source_names=_latest_source_names(in_period),
     )
 
 
@@ -140,6 +142,7 @@ def _add_up_days(days: list[DayFigures], voice_keys: Mapping[str, int]) -> tuple
         sum(f.characters for f in days),
         sum(f.audio_ms for f in days),
         key_mask(used, voice_keys),
+        sum(f.characters_billed or 0 for f in days),
     ), used
 
 
@@ -163,6 +166,7 @@ def _sum_of_buckets(bucket_sums: list[Sums], voices: int) -> Sums:
         sum(b.characters for b in bucket_sums),
         sum(b.audio_ms for b in bucket_sums),
         voices,
+        sum(b.billed for b in bucket_sums),
     )
 
 
@@ -180,6 +184,28 @@ def _latest_voice_names(ordered: SnapshotDays) -> dict[str, str]:
                 gone_names[key] = breakdown[key].get("name") or "Unknown voice"
         seen.update(breakdown)
     return gone_names
+
+
+def _sum_sources(days: Iterable[DayFigures]) -> dict[str, list[int]]:
+    """Add up the days' billed characters by source: key → [submissions, characters]."""
+    sums: dict[str, list[int]] = {}
+    for figures in days:
+        for key, tally in (figures.by_source or {}).items():
+            row = sums.get(key)
+            if row is None:
+                row = sums[key] = [0, 0]
+            row[0] += int(tally.get("submissions") or 0)
+            row[1] += int(tally.get("characters") or 0)
+    return sums
+
+
+def _latest_source_names(days: list[DayFigures]) -> dict[str, tuple[str, str]]:
+    """Return each source's (name, kind) as the latest day that names it recorded them."""
+    names: dict[str, tuple[str, str]] = {}
+    for figures in days:  # ascending: later days overwrite
+        for key, tally in (figures.by_source or {}).items():
+            names[key] = (str(tally.get("name") or key), str(tally.get("kind") or "api"))
+    return names
 
 
 def _member_keys(ordered: SnapshotDays) -> Iterable[str]:

@@ -60,6 +60,13 @@ def export_voices():
     return _csv(export.voices_csv(data), export.filename(g.org.slug, "voices", data))
 
 
+@bp.get("/sources.csv", endpoint="sources_csv")
+def export_sources():
+    """Download the current period's billed characters per source (dashboard, API keys)."""
+    data = _data_or_400()
+    return _csv(export.sources_csv(data), export.filename(g.org.slug, "sources", data))
+
+
 def _data_or_400() -> Analytics:
     today = utcnow().date()
     try:

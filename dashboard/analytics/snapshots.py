@@ -1,7 +1,8 @@
 """Daily analytics snapshots: compute a UTC day's figures per organisation, store them.
 
-`figures_for_day` reads a day's generations, voices and members for many organisations
-with a constant number of grouped statements (four), whatever the number of orgs. It
+`figures_for_day` reads a day's generations, usage-ledger lines, voices and members for
+many organisations with a constant number of grouped statements (five), whatever the
+number of orgs. It
 runs in whatever tenant scope the caller sets: `tenancy.all_tenants` (the snapshot
 command and the periodic task, on the operator role) or `tenancy.org_scope`. The
 analytics page computes today for its one org with the same grouped query and the
@@ -20,6 +21,11 @@ What the figures mean:
   and variant (`"SYSTEM"`, `"CUSTOM"`, or None once deleted). `by_category` is keyed by
   the voice's category, or `"DELETED"`. `by_member` is keyed by user id, or `"former"`
   for generations whose creator's account is gone; names come from `users`.
+- `characters_billed` is what the quota counts: the day's usage-ledger lines added up
+  (charges less the refunds of generations that finally failed; a line counts on the
+  day of its `counted_at`, a refund on its charge's), whether or not the generation
+  still exists. `by_source` splits it by where the submissions came from: `"web"` (the
+  dashboard) or the API key's id, named by the key's name.
 - `custom_voices` and `members` are the rows created before the end of the day that
   still exist when the figures are computed. Deleted voices and memberships leave no
   trace, so a backfill can't count what was there then and is gone now.
@@ -41,7 +47,7 @@ from typing import Any
 
 from flask import Flask
 from huey import Huey, crontab
-from sqlalchemy import ARRAY, Select, Uuid, any_, cast, func, select
+from sqlalchemy import ARRAY, Select, Uuid, any_, case, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -50,10 +56,14 @@ from dashboard.analytics.cache import invalidate_cached_figures
 from dashboard.extensions import db
 from dashboard.models import (
     AnalyticsSnapshot,
+    ApiKey,
     Generation,
     GenerationStatus,
     Membership,
     Organization,
+    UsageEntry,
+    UsageKind,
+    UsageSource,
     User,
     Voice,
     VoiceVariant,
@@ -81,7 +91,12 @@ FIGURE_FIELDS = (
     "by_voice",
     "by_category",
     "by_member",
+    "characters_billed",
+    "by_source",
 )
+WEB_SOURCE = "web"
+WEB_SOURCE_NAME = "Dashboard"
+DELETED_KEY_NAME = "Deleted API key"
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,8 @@ class DayFigures:
       "audio_ms"}
     - `by_member[user id | "former"]` = {"name", "generations", "failed", "characters",
       "audio_ms"}
+    - `by_source["web" | API key id]` = {"name", "kind" ("web" | "api"), "submissions",
+      "characters"}: billed characters (ledger lines), adding up to `characters_billed`
 
     `generations` counts succeeded generations; `failed` the failed ones.
     """
@@ -110,6 +127,8 @@ class DayFigures:
     by_voice: dict[str, dict[str, Any]] = field(default_factory=dict)
     by_category: dict[str, dict[str, Any]] = field(default_factory=dict)
     by_member: dict[str, dict[str, Any]] = field(default_factory=dict)
+    characters_billed: int = 0
+    by_source: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_snapshot(cls, snapshot: AnalyticsSnapshot) -> DayFigures:
@@ -168,7 +187,7 @@ def figures_for_day(
     *,
     session: Session | None = None,
 ) -> dict[uuid.UUID, DayFigures]:
-    """Compute `day`'s figures for each organisation, in four statements whatever their number.
+    """Compute `day`'s figures for each organisation, in five statements whatever their number.
 
     `org_ids`: a row for each of these that exists (even with no activity, even before
     it was created). None: every organisation that existed by the end of the day or
@@ -189,9 +208,12 @@ def figures_for_day(
     orgs = set(session.scalars(org_query))
 
     generations = of_orgs(select(), Generation.org_id)
+    ledger = of_orgs(select(), UsageEntry.org_id)
     if org_ids is None:
-        generations = generations.where(_any_org(session))
+        generations = generations.where(_any_org(session, Generation.org_id))
+        ledger = ledger.where(_any_org(session, UsageEntry.org_id))
     groups = _generation_groups(session, generations, start, end)
+    sources = session.execute(source_groups(ledger, start, end)).all()
     member_counts = _counts(session, of_orgs(_count_by_org(Membership, end), Membership.org_id))
     voice_counts = _counts(
         session,
@@ -203,6 +225,10 @@ def figures_for_day(
     builders: dict[uuid.UUID, Builder] = {}
     for row in groups:
         builders.setdefault(row.org_id, Builder()).add(row)
+    for row in sources:
+        builders.setdefault(row.org_id, Builder()).add_source(
+            row.source, row.api_key_id, row.key_name, row.submissions, row.characters
+        )
     # Any org with a generation that day counts, even one whose row is dated later.
     orgs |= builders.keys()
     return {
@@ -232,19 +258,20 @@ def _ids_in_scope(org_ids: Collection[uuid.UUID] | None) -> frozenset[uuid.UUID]
     return frozenset(org_ids)
 
 
-def _any_org(session: Session) -> Any:
-    """Return "org_id is some organisation's id", written so the (org_id, created_at) index serves.
+def _any_org(session: Session, column: Any) -> Any:
+    """Return "`column` is some organisation's id", written so an (org_id, time) index serves.
 
     A range on `created_at` alone can't use `ix_generations_org_created` (org_id leads,
-    and PostgreSQL before 18 has no skip scan): it would read the whole history. Naming
+    and PostgreSQL before 18 has no skip scan): it would read the whole history; the
+    ledger's `(org_id, counted_at)` index is the same. Naming
     every org turns it into one index range per org: `= ANY(array)` on PostgreSQL (an
     `IN (subquery)` there becomes a hash join over a full scan), `IN (subquery)` on
     SQLite.
     """
     if session.get_bind().dialect.name == "postgresql":
         every_org = select(func.array_agg(Organization.id)).scalar_subquery()
-        return Generation.org_id == any_(cast(every_org, ARRAY(Uuid)))
-    return Generation.org_id.in_(select(Organization.id))
+        return column == any_(cast(every_org, ARRAY(Uuid)))
+    return column.in_(select(Organization.id))
 
 
 def _generation_groups(
@@ -300,6 +327,30 @@ def generation_groups(where: Select, start: dt.datetime, end: dt.datetime) -> Se
     )
 
 
+def source_groups(where: Select, start: dt.datetime, end: dt.datetime) -> Select:
+    """Select [start, end)'s usage-ledger lines grouped by org and source, with key names.
+
+    `where` carries the org conditions, as for `generation_groups`. A line counts on
+    the day of its `counted_at` (a refund carries its charge's), so a day's sum is what
+    the quota counted for it. `submissions` counts charges (a retry is one more).
+    """
+    grouped = (
+        where.add_columns(
+            UsageEntry.org_id,
+            UsageEntry.source,
+            UsageEntry.api_key_id,
+            func.sum(case((UsageEntry.kind == UsageKind.CHARGE, 1), else_=0)).label("submissions"),
+            func.coalesce(func.sum(UsageEntry.characters), 0).label("characters"),
+        )
+        .where(UsageEntry.counted_at >= start, UsageEntry.counted_at < end)
+        .group_by(UsageEntry.org_id, UsageEntry.source, UsageEntry.api_key_id)
+        .subquery("day_sources")
+    )
+    return select(grouped, ApiKey.name.label("key_name")).outerjoin(
+        ApiKey, ApiKey.id == grouped.c.api_key_id
+    )
+
+
 def _count_by_org(model: type, end: dt.datetime) -> Select:
     return (
         select(model.org_id, func.count())  # type: ignore[attr-defined]
@@ -327,6 +378,34 @@ class Builder:
     by_voice: dict[str, dict[str, Any]] = field(default_factory=dict)
     by_category: dict[str, dict[str, Any]] = field(default_factory=dict)
     by_member: dict[str, dict[str, Any]] = field(default_factory=dict)
+    billed: int = 0
+    by_source: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add_source(
+        self,
+        source: str,
+        api_key_id: uuid.UUID | None,
+        key_name: str | None,
+        submissions: Any,
+        characters: Any,
+    ) -> None:
+        """Add one group of ledger lines (a row of `source_groups`)."""
+        if api_key_id is None or source != UsageSource.API:
+            key, kind, name = WEB_SOURCE, "web", WEB_SOURCE_NAME
+        else:
+            key, kind, name = str(api_key_id), "api", key_name or DELETED_KEY_NAME
+        tally = self.by_source.get(key)
+        if tally is None:
+            tally = self.by_source[key] = {
+                "name": name,
+                "kind": kind,
+                "submissions": 0,
+                "characters": 0,
+            }
+        characters = int(characters or 0)
+        tally["submissions"] += int(submissions or 0)
+        tally["characters"] += characters
+        self.billed += characters
 
     def add(self, row: Any) -> None:
         """Add one group (a row of `generation_groups`).
@@ -388,6 +467,8 @@ class Builder:
             by_voice=_sorted(self.by_voice),
             by_category=_sorted(self.by_category),
             by_member=_sorted(self.by_member),
+            characters_billed=self.billed,
+            by_source=_sorted(self.by_source),
         )
 
 

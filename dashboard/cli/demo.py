@@ -31,6 +31,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from dashboard.analytics.snapshots import UpsertReport, figures_for_day, upsert_snapshots
+from dashboard.api.services import create_key
 from dashboard.audio import waveform_peaks
 from dashboard.auth.passwords import verify_password
 from dashboard.auth.queries import find_user
@@ -40,6 +41,8 @@ from dashboard.generations import ledger
 from dashboard.members.queries import role_in
 from dashboard.members.services import add_member
 from dashboard.models import (
+    ApiKey,
+    ApiScope,
     Generation,
     GenerationStatus,
     MemberRole,
@@ -267,6 +270,13 @@ EXCERPT_WORDS = 6
 # Generation ids are derived from the org and the row's number, so a rerun recognises
 # the rows of an earlier one (and another demo org would get ids of its own).
 HISTORY_NAMESPACE = uuid.UUID("6f1d7f38-2a55-4c1e-9b55-0d3b8c1f2a90")
+# The studio's website submits some of its generations through an API key of the
+# admin's, so the analytics' "Characters by source" and the API keys page have
+# something to show. Its secret is never shown (it isn't stored): create a key of your
+# own to call the API.
+DEMO_API_KEY_NAME = "Website widget"
+DEMO_API_KEY_SCOPES = (ApiScope.GENERATIONS_READ, ApiScope.GENERATIONS_WRITE)
+DEMO_API_EVERY = 5  # every fifth planned row came through it
 
 # A custom voice the studio used for a spring campaign and deleted since: its rows keep
 # only the snapshot of its name (voice_id NULL), as after a real deletion.
@@ -623,6 +633,7 @@ def _ensure_history(
     if existing:
         return HistoryReport(existing=existing)
     plan = plan_history(org.id, _history_voices(org), _demo_user_ids(), utcnow())
+    api_key = _demo_api_key(org, plan[0].created_at if plan else utcnow())
     succeeded = [p for p in plan if p.failure is None]
     in_full = {p.id for p in succeeded[-HISTORY_SPOKEN_IN_FULL:]}
     rows, stored = [], 0
@@ -633,7 +644,10 @@ def _ensure_history(
                 audio = _speak(storage, engine, org.id, planned, planned.id in in_full)
                 written.append(audio.key)
                 stored += audio.size
-            rows.append(_history_row(org.id, planned, audio))
+            row = _history_row(org.id, planned, audio)
+            if api_key is not None and len(rows) % DEMO_API_EVERY == DEMO_API_EVERY - 1:
+                row.api_key_id, row.created_by = api_key.id, api_key.created_by
+            rows.append(row)
         db.session.add_all(rows)
         db.session.flush()
         for row in rows:
@@ -659,6 +673,25 @@ def _history_voices(org: Organization) -> list[Speaker]:
         .order_by(Voice.variant, Voice.name, Voice.id)
     )
     return [Speaker.of(v) for v in voices]
+
+
+def _demo_api_key(org: Organization, since: dt.datetime) -> ApiKey | None:
+    """Return the demo's API key, added (by the admin, dated `since`) unless it is there.
+
+    None when the admin login is not the demo's (nobody to have created it).
+    """
+    key = db.session.scalar(
+        select(ApiKey).where(ApiKey.org_id == org.id, ApiKey.name == DEMO_API_KEY_NAME)
+    )
+    if key is not None:
+        return key
+    admin = find_user(DEMO_ACCOUNTS[1].email)
+    if admin is None:
+        return None
+    key, _secret = create_key(org.id, admin.id, DEMO_API_KEY_NAME, DEMO_API_KEY_SCOPES)
+    key.created_at = key.updated_at = since
+    db.session.flush()
+    return key
 
 
 def _demo_user_ids() -> list[uuid.UUID | None]:

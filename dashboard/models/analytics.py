@@ -24,9 +24,14 @@ class AnalyticsSnapshot(TimestampMixin, Base):
       "characters", "audio_ms"}
     - `by_member`: key = user id (or "former"); value = {"name", "generations",
       "characters", "audio_ms"}
+    - `by_source`: key = "web" (the dashboard) or an API key's id; value = {"name",
+      "kind" ("web" | "api"), "submissions", "characters"}: the day's usage-ledger
+      lines (charges less refunds), which add up to `characters_billed`
 
-    Counts of generations are of succeeded ones unless named `failed`; characters and
-    audio are of succeeded generations.
+    Counts of generations are of succeeded ones unless named `failed`; `characters` and
+    audio are of succeeded generations. `characters_billed` is what the quota counts:
+    every accepted submission, less the ones that finally failed, by the day it was
+    charged, whether or not the generation still exists.
     """
 
     __tablename__ = "analytics_snapshots"
@@ -54,6 +59,9 @@ class AnalyticsSnapshot(TimestampMixin, Base):
     by_voice: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     by_category: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     by_member: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The day's usage-ledger lines added up (charges less refunds): what the quota counts.
+    characters_billed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    by_source: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
 
     def __repr__(self) -> str:
         return f"<AnalyticsSnapshot {self.org_id} {self.day}>"

@@ -68,6 +68,12 @@ def add_snapshot(org_id: uuid.UUID, day: dt.date, **fields: Any) -> None:
     fields.setdefault("voices_used", sum(1 for v in by_voice.values() if v["generations"]))
     fields.setdefault("by_category", {})
     fields.setdefault("by_member", {})
+    # Unless given: everything that succeeded was billed, all of it from the dashboard.
+    fields.setdefault("characters_billed", fields["characters"])
+    if "by_source" not in fields and fields["characters_billed"]:
+        fields["by_source"] = {
+            "web": web_source(fields["generations_succeeded"], fields["characters_billed"])
+        }
     db.session.add(AnalyticsSnapshot(org_id=org_id, day=day, **fields))
 
 
@@ -277,6 +283,10 @@ def expected_on_d(s: Studio) -> dict[uuid.UUID, DayFigures]:
             str(s.bob): day_tally(2, 1, 50, 5000, name="Bob"),
             "former": day_tally(1, 1, 50, 5000, name="Former member"),
         },
+        # The ledger: the five that succeeded and the queued and running ones (10
+        # characters each) were charged; the two that failed were given back.
+        characters_billed=150 + 10 + 10,
+        by_source={"web": web_source(submissions=7, characters=170)},
     )
     globex = DayFigures(
         generations_succeeded=1,
@@ -288,9 +298,20 @@ def expected_on_d(s: Studio) -> dict[uuid.UUID, DayFigures]:
         by_voice={str(s.globe): day_tally(1, 0, 8, 800, name="Globe", variant="CUSTOM")},
         by_category={"CORPORATE": day_tally(1, 0, 8, 800)},
         by_member={str(s.gus): day_tally(1, 0, 8, 800, name="Gus")},
+        characters_billed=8,
+        by_source={"web": web_source(submissions=1, characters=8)},
     )
     initech = DayFigures(custom_voices=1, members=1)
     return {s.acme: acme, s.globex: globex, s.initech: initech}
+
+
+def web_source(submissions: int, characters: int) -> dict[str, Any]:
+    return {
+        "name": "Dashboard",
+        "kind": "web",
+        "submissions": submissions,
+        "characters": characters,
+    }
 
 
 def day_tally(generations=0, failed=0, characters=0, audio_ms=0, **named):

@@ -107,10 +107,10 @@ def test_the_bucket_csv_has_a_row_per_day_and_proper_headers(as_member):
     rows = read_csv(response)
     assert rows[0] == list(export.BUCKET_HEADERS)
     assert len(rows) == 1 + 10
-    assert rows[1] == ["2026-01-05", "2026-01-05", "4", "1", "320", "13.345", "2"]
-    assert rows[2] == ["2026-01-06", "2026-01-06", "0", "0", "0", "0.000", "0"]  # no snapshot
-    assert rows[3] == ["2026-01-07", "2026-01-07", "3", "0", "210", "8.500", "2"]
-    assert rows[8] == ["2026-01-12", "2026-01-12", "4", "0", "40", "2.000", "1"]
+    assert rows[1] == ["2026-01-05", "2026-01-05", "4", "1", "320", "13.345", "2", "320"]
+    assert rows[2] == ["2026-01-06", "2026-01-06", "0", "0", "0", "0.000", "0", "0"]  # no snapshot
+    assert rows[3] == ["2026-01-07", "2026-01-07", "3", "0", "210", "8.500", "2", "210"]
+    assert rows[8] == ["2026-01-12", "2026-01-12", "4", "0", "40", "2.000", "1", "40"]
     assert response.get_data().count(b"\r\n") == 11
 
 
@@ -118,11 +118,11 @@ def test_the_bucket_csv_follows_the_grouping(as_member):
     rows = read_csv(as_member.get(f"/o/acme/analytics/export.csv?{JANUARY}&by=week"))
     assert rows[1:] == [
         # Zoë + the formula voice + the deleted "+Old -Studio": three voices that week.
-        ["2026-01-05", "2026-01-11", "7", "1", "530", "21.845", "3"],
-        ["2026-01-12", "2026-01-14", "4", "0", "40", "2.000", "1"],
+        ["2026-01-05", "2026-01-11", "7", "1", "530", "21.845", "3", "530"],
+        ["2026-01-12", "2026-01-14", "4", "0", "40", "2.000", "1", "40"],
     ]
     rows = read_csv(as_member.get(f"/o/acme/analytics/export.csv?{JANUARY}&by=month"))
-    assert rows[1:] == [["2026-01-05", "2026-01-14", "11", "1", "570", "23.845", "4"]]
+    assert rows[1:] == [["2026-01-05", "2026-01-14", "11", "1", "570", "23.845", "4", "570"]]
 
 
 @pytest.mark.parametrize("backend", WEB_ROLE_BACKENDS, indirect=True)
@@ -147,7 +147,7 @@ def test_todays_live_figures_are_in_the_csv(as_member):
     today = utcnow().date()
     rows = read_csv(as_member.get("/o/acme/analytics/export.csv?days=7"))
     assert len(rows) == 1 + 7
-    assert rows[-1] == [today.isoformat(), today.isoformat(), "1", "0", "11", "1.500", "1"]
+    assert rows[-1] == [today.isoformat(), today.isoformat(), "1", "0", "11", "1.500", "1", "11"]
     voices = read_csv(as_member.get("/o/acme/analytics/voices.csv?days=7"))
     assert voices[1:] == [["Zoë’s Ñarrator 東京", "Custom", "1", "0", "11", "1.500"]]
 

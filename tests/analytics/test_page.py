@@ -251,7 +251,7 @@ def test_htmx_gets_only_the_results_block(as_member):
     assert fragment.lstrip().startswith('<div id="analytics-results"')
     assert "<html" not in fragment and "<h1>" not in fragment
     assert kpis(fragment)["Generations"] == ("10", "up", "▲ 400 %")
-    assert len(svgs(fragment)) == 10
+    assert len(svgs(fragment)) == 12
     # A history restore gets the whole page.
     restore = get(as_member, url(days="7"), **HX, **{"HX-History-Restore-Request": "true"})
     assert "<h1>Analytics</h1>" in restore
@@ -275,9 +275,9 @@ def test_links_and_form_work_without_javascript_and_with_htmx(as_member):
 def test_charts_are_csp_clean_accessible_svg_with_tables(as_member):
     page = get(as_member, url(days="30"))
     images = svgs(page)
-    # Five charts, each drawn for wide screens and for phones (the full-width one also at
+    # Six charts, each drawn for wide screens and for phones (the full-width one also at
     # full width), except the donut, which has no text to shrink.
-    assert len(images) == 10
+    assert len(images) == 12
     for svg in images:
         assert "<style" not in svg and " style=" not in svg and "<script" not in svg
         assert "<desc" not in svg and " id=" not in svg
@@ -286,8 +286,8 @@ def test_charts_are_csp_clean_accessible_svg_with_tables(as_member):
     assert page.count('class="vx-chart chart-categories chart-any"') == 1
     assert "General · 67 %" in page  # the donut's HTML legend: 8 of 12 generations
     assert ' style="' not in page and "<style" not in page
-    assert page.count("<summary>Show the numbers</summary>") == 5
-    assert page.count('<table class="chart-table">') == 5
+    assert page.count("<summary>Show the numbers</summary>") == 6
+    assert page.count('<table class="chart-table">') == 6
     assert "<title>Mon " in page or "<title>Tue " in page  # native tooltips per bar
 
 
