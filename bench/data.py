@@ -795,13 +795,17 @@ per_voice AS (
     SELECT org_id, day, count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
            count(*) FILTER (WHERE status = 'failed') AS failed,
            COALESCE(sum(character_count) FILTER (WHERE status = 'succeeded'), 0) AS characters,
-           COALESCE(sum(audio_ms) FILTER (WHERE status = 'succeeded'), 0) AS audio_ms
+           COALESCE(sum(audio_ms) FILTER (WHERE status = 'succeeded'), 0) AS audio_ms,
+           -- What the ledger bills (LEDGER_SQL: a charge per generation that did not
+           -- fail), all of it from the dashboard.
+           count(*) FILTER (WHERE status <> 'failed') AS submissions,
+           COALESCE(sum(character_count) FILTER (WHERE status <> 'failed'), 0) AS billed
     FROM g GROUP BY 1, 2
 )
 INSERT INTO analytics_snapshots (
     id, org_id, day, generations_succeeded, generations_failed, characters, audio_ms,
-    voices_used, custom_voices, members, by_voice, by_category, by_member, created_at,
-    updated_at)
+    voices_used, custom_voices, members, by_voice, by_category, by_member,
+    characters_billed, by_source, created_at, updated_at)
 SELECT
     -- UUIDv7 from the time the snapshot was taken (five past midnight the next day).
     encode(set_byte(overlay(uuid_send(gen_random_uuid()) PLACING
@@ -813,6 +817,10 @@ SELECT
     (SELECT count(*) FROM memberships m WHERE m.org_id = o.id AND m.created_at < d.day + 1),
     COALESCE(pv.by_voice, '{}')::json, COALESCE(pc.by_category, '{}')::json,
     COALESCE(pm.by_member, '{}')::json,
+    COALESCE(t.billed, 0),
+    CASE WHEN COALESCE(t.billed, 0) > 0 THEN json_build_object('web', json_build_object(
+        'name', 'Dashboard', 'kind', 'web', 'submissions', t.submissions,
+        'characters', t.billed)) ELSE '{}'::json END,
     (d.day + 1)::timestamp AT TIME ZONE 'UTC' + interval '5 minutes',
     (d.day + 1)::timestamp AT TIME ZONE 'UTC' + interval '5 minutes'
 FROM organizations o CROSS JOIN days d

@@ -22,13 +22,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("path", help="e.g. /o/big/voices/")
     parser.add_argument("-n", type=int, default=20, help="profiled requests")
     parser.add_argument("--html", help="also write pyinstrument's HTML report here")
+    parser.add_argument(
+        "--api", action="store_true", help="send a new API key of the big org, not a login"
+    )
     args = parser.parse_args(argv)
 
     from pyinstrument import Profiler
 
     app = measure.voxboard_app()
     client = app.test_client()
-    measure.log_in(client)
+    if args.api:
+        from bench import cases
+
+        fx = cases.load_fixtures()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {fx.api_secret}"
+    else:
+        measure.log_in(client)
     with app.app_context():
         engine = app.extensions["sqlalchemy"].engine
     client.get(args.path).close()

@@ -94,4 +94,5 @@ class Spec:
         """Return the text stored as the database's comment once the data is complete."""
         fields = ",".join(f"{k}={v}" for k, v in asdict(self).items())
         # v2: the usage ledger holds a charge for every generation that did not fail.
-        return f"voxboard-bench data v2 ({fields})"
+        # v3: snapshots hold the billed characters by source (migration 0012).
+        return f"voxboard-bench data v3 ({fields})"

@@ -73,6 +73,9 @@ def authenticate() -> None:
         raise invalid_key(refusal)
     tenancy.enter_org(org.id, None)
     g.org, g.api_key = org, key
+    # Plain values for the hooks after the view: the objects expire when a write commits,
+    # and reading them again would cost a statement.
+    g.api_key_ids = (key.id, org.id)
     g.api_wrote = services.note_use(key, request.remote_addr, now)
 
 
@@ -108,8 +111,8 @@ def rate_limit() -> str:
 
 def rate_limit_key() -> str:
     """Count the limit per key (authentication already ran: see the module doc)."""
-    key = g.get("api_key")
-    return f"api-key:{key.id}" if key is not None else f"api-address:{request.remote_addr}"
+    ids = g.get("api_key_ids")
+    return f"api-key:{ids[0]}" if ids is not None else f"api-address:{request.remote_addr}"
 
 
 def rate_limit_headers(response: Response) -> Response:
@@ -130,12 +133,13 @@ def count_request(response: Response) -> Response:
     The counts a write couldn't store are kept for the next one; a failed write never
     fails the request.
     """
-    key = g.get("api_key")
-    if key is None:
+    ids = g.get("api_key_ids")
+    if ids is None:
         return response
+    key_id, org_id = ids
     counters.add(
-        key.id,
-        key.org_id,
+        key_id,
+        org_id,
         utcnow().date(),
         failed=response.status_code >= 400,
         characters=g.get("api_characters", 0),

@@ -9,6 +9,7 @@ name is not silently a default.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import marshmallow as ma
@@ -174,6 +175,47 @@ class GenerationSchema(ma.Schema):
 
     def _source(self, generation: Generation) -> str:
         return "web" if generation.api_key_id is None else "api"
+
+
+def generation_json(generation: Generation, audio_url: str | None = None) -> dict[str, Any]:
+    """Return what `GenerationSchema().dump(generation)` returns, several times faster.
+
+    A page of 50 spends more time in marshmallow than in its SQL, so the list writes
+    rows with this; a test holds it equal to the schema's dump for every kind of row.
+    `audio_url`: the audio URL with `{id}` for the generation's id (`audio_url_template`).
+    """
+    ready = generation.status is GenerationStatus.SUCCEEDED and bool(generation.audio_key)
+    template = audio_url or audio_url_template()
+    started, finished = generation.started_at, generation.finished_at
+    return {
+        "id": str(generation.id),
+        "status": generation.status.value,
+        "voice_id": None if generation.voice_id is None else str(generation.voice_id),
+        "voice_name": generation.voice_name,
+        "text": generation.text,
+        "characters": generation.character_count,
+        "temperature": float(generation.temperature),
+        "top_p": float(generation.top_p),
+        "top_k": int(generation.top_k),
+        "repetition_penalty": float(generation.repetition_penalty),
+        "error": generation.error,
+        "duration_ms": generation.duration_ms,
+        "audio_size": generation.audio_size,
+        "audio_url": template.replace("{id}", str(generation.id)) if ready else None,
+        "source": "web" if generation.api_key_id is None else "api",
+        "created_at": generation.created_at.isoformat(),
+        "started_at": None if started is None else started.isoformat(),
+        "finished_at": None if finished is None else finished.isoformat(),
+    }
+
+
+_ID_SLOT = "00000000-0000-0000-0000-000000000000"
+
+
+def audio_url_template() -> str:
+    """Return the generation audio URL with `{id}` where the generation's id goes."""
+    url = url_for("api_generations.audio", generation_id=uuid.UUID(_ID_SLOT), _external=True)
+    return url.replace(_ID_SLOT, "{id}")
 
 
 class GenerationListQuery(Strict):

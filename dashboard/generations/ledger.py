@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session, scoped_session
 
 from dashboard.extensions import db
@@ -109,6 +109,23 @@ def characters_used_by_key(api_key_id: uuid.UUID, since: dt.datetime) -> int:
         )
         or 0
     )
+
+
+def characters_used_by_org_and_key(
+    org_id: uuid.UUID, api_key_id: uuid.UUID, since: dt.datetime
+) -> tuple[int, int]:
+    """Return the org's characters since `since` and, among them, one key's (one statement).
+
+    One range of the org's `(org_id, counted_at)` index serves both sums: what the API's
+    usage endpoint and a submission under both limits need.
+    """
+    mine = case((UsageEntry.api_key_id == api_key_id, UsageEntry.characters), else_=0)
+    org_used, key_used = db.session.execute(
+        select(characters_counted(), func.coalesce(func.sum(mine), 0)).where(
+            *counts_against_quota(org_id, since)
+        )
+    ).one()
+    return int(org_used or 0), int(key_used or 0)
 
 
 def characters_used_by_keys(

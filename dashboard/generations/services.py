@@ -24,34 +24,41 @@ def _lock_org(org: Organization) -> None:
         )
 
 
-def check_quota(org: Organization, characters: int, api_key: ApiKey | None = None) -> queries.Usage:
-    """Return the month's usage, or raise QuotaExceeded when `characters` don't fit.
+def check_quota(org: Organization, characters: int, api_key: ApiKey | None = None) -> None:
+    """Raise QuotaExceeded when `characters` don't fit this month's limits.
 
     Both limits, the org's and (for the API) the key's own, are read under one lock
-    on the org's row, so two submissions at once can't both take the last room.
+    on the org's row, so two submissions at once can't both take the last room; with
+    neither limit set nothing is read. Both set: one statement sums both.
     """
+    org_limit = org.monthly_character_limit
     key_limit = None if api_key is None else api_key.monthly_character_limit
-    if org.monthly_character_limit is not None or key_limit is not None:
-        _lock_org(org)
-    usage = queries.usage(org)
-    resets = f"{usage.resets_on:%-d %B}"
-    if usage.limit is not None and usage.used + characters > usage.limit:
-        left = usage.left or 0
+    if org_limit is None and key_limit is None:
+        return
+    _lock_org(org)
+    start = queries.month_start()
+    resets = f"{queries.next_month(start):%-d %B}"
+    org_used = key_used = 0
+    if api_key is not None and key_limit is not None and org_limit is not None:
+        org_used, key_used = ledger.characters_used_by_org_and_key(org.id, api_key.id, start)
+    elif org_limit is not None:
+        org_used = ledger.characters_used(org.id, start)
+    elif api_key is not None:
+        key_used = ledger.characters_used_by_key(api_key.id, start)
+    if org_limit is not None and org_used + characters > org_limit:
+        left = max(0, org_limit - org_used)
         raise QuotaExceeded(
             f"This text has {characters:,} characters, but only {left:,} of {org.name}'s "
-            f"{usage.limit:,} monthly characters are left ({usage.used:,} used). "
+            f"{org_limit:,} monthly characters are left ({org_used:,} used). "
             f"Shorten the text, or wait until the limit resets on {resets}."
         )
-    if api_key is not None and key_limit is not None:
-        used = ledger.characters_used_by_key(api_key.id, queries.month_start())
-        if used + characters > key_limit:
-            raise QuotaExceeded(
-                f"This text has {characters:,} characters, but only "
-                f"{max(0, key_limit - used):,} of the API key “{api_key.name}”'s "
-                f"{key_limit:,} monthly characters are left ({used:,} used). "
-                f"Shorten the text, raise the key's limit, or wait until it resets on {resets}."
-            )
-    return usage
+    if api_key is not None and key_limit is not None and key_used + characters > key_limit:
+        raise QuotaExceeded(
+            f"This text has {characters:,} characters, but only "
+            f"{max(0, key_limit - key_used):,} of the API key “{api_key.name}”'s "
+            f"{key_limit:,} monthly characters are left ({key_used:,} used). "
+            f"Shorten the text, raise the key's limit, or wait until it resets on {resets}."
+        )
 
 
 def submit_generation(

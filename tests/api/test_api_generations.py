@@ -17,6 +17,7 @@ from dashboard.models import (
     Organization,
     UsageEntry,
     UsageSource,
+    Voice,
 )
 from tests.api.conftest import Tenant
 from tests.factories import make_generation
@@ -59,7 +60,9 @@ def test_the_audio_is_409_until_ready_then_served_with_range(app: Flask, client,
     response = client.get(queued, headers=tenant.headers)
     assert response.status_code == 409 and response.content_type == PROBLEM
     assert "no audio yet (it is queued)" in response.get_json()["detail"]
-    done = submit(client, tenant).get_json()
+    accepted = submit(client, tenant)
+    assert accepted.get_json()["status"] == "queued"  # as accepted; the job runs after
+    done = client.get(accepted.headers["Location"], headers=tenant.headers).get_json()
     whole = client.get(done["audio_url"], headers=tenant.headers)
     assert whole.status_code == 200 and whole.data[:4] == b"RIFF"
     assert whole.headers["ETag"] and whole.headers["Accept-Ranges"] == "bytes"
@@ -258,3 +261,44 @@ def test_expired_idempotency_keys_are_purged_in_every_org(app: Flask, client, te
     with app.app_context(), worker_session("test") as session:
         assert purge_expired(session) == 2
         assert session.scalars(select(IdempotentRequest.key)).all() == ["fresh"]
+
+
+def test_the_fast_row_writer_equals_the_schemas_dump_for_every_kind_of_row(app: Flask, tenant):
+    """`generation_json` (the list's rows) and `GenerationSchema` (the document) agree."""
+    import datetime as dt
+
+    from dashboard.api.schemas import GenerationSchema, audio_url_template, generation_json
+
+    started = dt.datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=dt.UTC)
+    with app.test_request_context(base_url="https://voxboard.example"):
+        with tenancy.org_scope(tenant.org_id):
+            org = db.session.get(Organization, tenant.org_id)
+            voice = db.session.get(Voice, tenant.voice_id)
+            rows = [
+                db.session.get(Generation, tenant.generation_id),  # queued
+                make_generation(
+                    org,
+                    voice,
+                    status=GenerationStatus.SUCCEEDED,
+                    audio_key="generations/x",
+                    audio_size=1234,
+                    duration_ms=2500,
+                    started_at=started,
+                    finished_at=started + dt.timedelta(seconds=2),
+                    api_key_id=tenant.key_id,
+                    top_k=1000,
+                    temperature=1.0,
+                ),
+                make_generation(
+                    org, None, status=GenerationStatus.FAILED, error="The engine gave up."
+                ),
+                make_generation(org, voice, status=GenerationStatus.RUNNING, started_at=started),
+            ]
+            schema = GenerationSchema()
+            template = audio_url_template()
+            for row in rows:
+                assert generation_json(row, template) == schema.dump(row)
+            assert schema.dump(rows[1])["audio_url"] == (
+                f"https://voxboard.example/api/v1/generations/{rows[1].id}/audio"
+            )
+            db.session.rollback()
