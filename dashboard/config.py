@@ -10,16 +10,22 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
 from limits import parse_many as parse_rate_limits
 from sqlalchemy.engine import make_url
 
 TRUTHY = {"1", "true", "yes", "on"}
 PRODUCTION_NAMES = {"production", "prod"}
 SECRET_KEY_FILE = "secret_key"
+ENCRYPTION_KEYS_FILE = "encryption_keys"
+MAKE_ENCRYPTION_KEY = (
+    'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+)
 # Sessions and CSRF tokens are HMAC-SHA1/SHA256-signed with SECRET_KEY: 32 characters
 # (`secrets.token_hex(16)` or longer) keep a key out of reach of offline guessing.
 MIN_SECRET_KEY_LENGTH = 32
@@ -235,21 +241,97 @@ def load_secret_key(env: Mapping[str, str], instance_path: str, production: bool
         raise ConfigError(
             f"SECRET_KEY is not set. In production Voxboard refuses to start without it; {make_one}"
         )
-    path = Path(instance_path) / SECRET_KEY_FILE
+    return instance_secret(Path(instance_path) / SECRET_KEY_FILE, lambda: secrets.token_hex(32))
+
+
+def instance_secret(path: Path, make: Callable[[], str]) -> str:
+    """Return the development secret stored at `path`, writing `make()` there (0600) once."""
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    # O_EXCL: when two processes start at once, one writes and both read the same key.
+    value = make()
+    # O_EXCL: when two processes start at once, one writes and both read the same value.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return path.read_text().strip()
     with os.fdopen(fd, "w") as fh:
-        fh.write(key)
-    return key
+        fh.write(value)
+    return value
+
+
+def parse_encryption_keys(raw: str, name: str = "ENCRYPTION_KEYS") -> list[str]:
+    """Return the comma-separated Fernet keys in `raw`, newest first.
+
+    A bad entry is named by its position, never shown: the message may end up in a log.
+    """
+    entries = [entry.strip() for entry in raw.split(",")]
+    for position, entry in enumerate(entries, start=1):
+        where = f"{name} entry {position} of {len(entries)}"
+        if not entry:
+            raise ConfigError(
+                f"{where} is empty; separate the keys with single commas, the newest first."
+            )
+        try:
+            Fernet(entry)
+        except ValueError:
+            raise ConfigError(
+                f"{where} is not a Fernet key (32 random bytes in url-safe base64, 44 "
+                f"characters); generate one with: {MAKE_ENCRYPTION_KEY}"
+            ) from None
+    return entries
+
+
+def load_encryption_keys(env: Mapping[str, str], instance_path: str, production: bool) -> list[str]:
+    """Return `ENCRYPTION_KEYS`, generating a development key into the instance folder once.
+
+    Production refuses to invent one: secrets encrypted with a key that changes on every
+    deploy (or differs between workers) could never be read again.
+    """
+    raw = env.get("ENCRYPTION_KEYS", "").strip()
+    if raw:
+        return parse_encryption_keys(raw)
+    if production:
+        raise ConfigError(
+            "ENCRYPTION_KEYS is not set. In production Voxboard refuses to start without it: "
+            "stored secrets (webhook signing secrets) are encrypted with it. Generate a key "
+            f"with: {MAKE_ENCRYPTION_KEY}"
+        )
+    path = Path(instance_path) / ENCRYPTION_KEYS_FILE
+    stored = instance_secret(path, lambda: Fernet.generate_key().decode("ascii"))
+    return parse_encryption_keys(stored, name=str(path))
+
+
+def webhook_settings(env: Mapping[str, str], production: bool) -> dict[str, Any]:
+    """Read the webhook settings; production refuses deliveries to this machine's addresses."""
+    allow_loopback = flag(env, "WEBHOOKS_ALLOW_LOOPBACK")
+    if production and allow_loopback:
+        raise ConfigError(
+            "WEBHOOKS_ALLOW_LOOPBACK is on, which lets any organisation's webhooks reach "
+            "services listening on this machine (127.0.0.1, ::1); it is for development and "
+            "tests only, so production refuses it. Unset it."
+        )
+    return {"WEBHOOKS_ALLOW_LOOPBACK": allow_loopback, "PUBLIC_URL": public_url(env)}
+
+
+def public_url(env: Mapping[str, str]) -> str | None:
+    """Read `PUBLIC_URL`, where people and programs reach this server (no trailing slash).
+
+    Workers build the links in webhook payloads (`audio_url`) from it: they have no
+    request to take a host from. Unset: http://127.0.0.1:5000, right for development.
+    """
+    raw = env.get("PUBLIC_URL", "").strip().rstrip("/")
+    if not raw:
+        return None
+    parsed = urlsplit(raw)
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname or parsed.query:
+        raise ConfigError(
+            f"PUBLIC_URL must be the server's address as people reach it, like "
+            f"https://voxboard.example.com, not {raw!r}."
+        )
+    return raw
 
 
 def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
@@ -306,6 +388,8 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
     settings.update(session_settings(env))
     settings.update(rate_limit_settings(env, production))
     settings.update(api_settings(env))
+    settings.update(webhook_settings(env, production))
+    settings["ENCRYPTION_KEYS"] = load_encryption_keys(env, instance_path, production)
     return settings
 
 

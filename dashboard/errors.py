@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from werkzeug.exceptions import Conflict, HTTPException, InternalServerError, ServiceUnavailable
 
 from dashboard.api import problems
+from dashboard.encryption import SecretUnreadable
 from dashboard.extensions import db, login_manager
 from dashboard.htmx import wants_fragment
 
@@ -47,6 +48,10 @@ DATABASE_TOO_SLOW = (
 CHANGED_MEANWHILE = (
     "Someone else changed the same thing at the same moment, so this wasn't saved. "
     "Reload the page and try again."
+)
+SECRET_UNREADABLE = (
+    "A stored secret couldn't be decrypted with this server's encryption keys. "
+    "An operator can run `flask secrets check`."
 )
 
 
@@ -102,6 +107,13 @@ def handle_unexpected(error: Exception):
     return handle_http_error(InternalServerError())
 
 
+def handle_secret_unreadable(error: SecretUnreadable):
+    """Answer a stored secret no configured key opens with a 500 that says so, and log it."""
+    log.error("stored secret unreadable on %s %s", request.method, request.path, exc_info=error)
+    db.session.rollback()
+    return handle_http_error(InternalServerError(SECRET_UNREADABLE))
+
+
 def _rollback_quietly() -> None:
     """Roll back after a database fault; the error page then asks the database nothing.
 
@@ -154,6 +166,8 @@ def init_app(app: Flask) -> None:
     # Faults of the moment get their page in tests too: they are behaviour, not bugs.
     for fault in (OperationalError, InterfaceError, IntegrityError):
         app.register_error_handler(fault, handle_database_error)
+    # A key missing from ENCRYPTION_KEYS is an operator's fix, not a bug: its own page.
+    app.register_error_handler(SecretUnreadable, handle_secret_unreadable)
     if not app.testing:
         # Tests want the real traceback; production wants a page and a log line.
         app.register_error_handler(Exception, handle_unexpected)

@@ -48,6 +48,8 @@ def make_config(database_url: str, tmp_path: Path, **extra: Any) -> dict[str, An
     return {
         "TESTING": True,
         "SECRET_KEY": "test-secret",
+        # A fixed Fernet key, like SECRET_KEY: tests that rotate keys set their own.
+        "ENCRYPTION_KEYS": ["dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMhISE="],
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url, pooled=False),
         "DIRECT_URL": None,

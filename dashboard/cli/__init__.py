@@ -12,6 +12,7 @@ def register_commands(app: Flask) -> None:
     from dashboard.cli.generations import generations_group, worker_command
     from dashboard.cli.orgs import orgs_group
     from dashboard.cli.rls import rls_group
+    from dashboard.cli.secrets import secrets_group
     from dashboard.cli.seed import seed_command
     from dashboard.cli.storage import storage_group
     from dashboard.cli.users import users_group
@@ -25,3 +26,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(analytics_group)
     app.cli.add_command(api_keys_group)
+    app.cli.add_command(secrets_group)

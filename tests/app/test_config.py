@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from dashboard import PROJECT_ROOT, create_app
 from dashboard.config import ConfigError, normalise_database_url, settings_from_env
@@ -79,6 +80,7 @@ def test_storage_call_settings_have_defaults_and_refuse_nonsense(tmp_path: Path)
 
 def test_production_with_secret_key_marks_cookies_secure(tmp_path: Path) -> None:
     env = {"DASHBOARD_ENV": "production", "SECRET_KEY": "k" * 64, "WEB_CONCURRENCY": "1"}
+    env["ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
     s = settings_from_env(env, str(tmp_path))
     assert s["SECRET_KEY"] == "k" * 64
     assert s["SESSION_COOKIE_SECURE"] is True and s["SESSION_COOKIE_HTTPONLY"] is True
@@ -99,7 +101,11 @@ def test_production_refuses_per_process_login_counters_with_several_workers(
 
 
 def test_one_declared_worker_or_a_shared_store_may_count_logins(tmp_path: Path) -> None:
-    production = {"DASHBOARD_ENV": "production", "SECRET_KEY": "k" * 64}
+    production = {
+        "DASHBOARD_ENV": "production",
+        "SECRET_KEY": "k" * 64,
+        "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+    }
     one_worker = settings_from_env({**production, "WEB_CONCURRENCY": "1"}, str(tmp_path))
     assert one_worker["RATELIMIT_STORAGE_URI"] == "memory://"
     redis = {**production, "WEB_CONCURRENCY": "4", "RATELIMIT_STORAGE_URI": "redis://r:6379/0"}

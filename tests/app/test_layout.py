@@ -19,6 +19,7 @@ APP_WIDE = {
     "config",
     "database",
     "edge",
+    "encryption",
     "errors",
     "extensions",
     "formatting",
