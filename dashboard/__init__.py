@@ -70,6 +70,9 @@ def register_config(app: Flask, test_config: Mapping[str, Any] | None) -> None:
     if test_config and "SECRET_KEY" in test_config:
         # Tests bring their own key; don't generate one into the real instance folder.
         env["SECRET_KEY"] = str(test_config["SECRET_KEY"])
+    if test_config and test_config.get("ENCRYPTION_KEYS"):
+        keys = test_config["ENCRYPTION_KEYS"]
+        env["ENCRYPTION_KEYS"] = keys if isinstance(keys, str) else ",".join(keys)
     app.config.update(settings_from_env(env, app.instance_path))
     if test_config:
         app.config.update(test_config)
@@ -105,6 +108,7 @@ def register_extensions(app: Flask) -> None:
     )
     from dashboard.generations import jobs as generation_jobs
     from dashboard.tenancy import rls
+    from dashboard.webhooks import delivery as webhook_delivery
 
     install_sqlite_pragmas()
     tenancy.install_tenant_filter()
@@ -138,17 +142,31 @@ def register_extensions(app: Flask) -> None:
             snapshots.register_tasks,
             login_sessions.register_tasks,
             idempotency.register_tasks,
+            webhook_delivery.register_tasks,
         ],
     )
+    webhook_delivery.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
     """Mount each area's blueprints; importing an area's view modules attaches its views."""
-    from dashboard import analytics, api, auth, generations, health, history, members, orgs, voices
+    from dashboard import (
+        analytics,
+        api,
+        auth,
+        generations,
+        health,
+        history,
+        members,
+        orgs,
+        voices,
+        webhooks,
+    )
     from dashboard.analytics import routes as _analytics_views  # noqa: F401
     from dashboard.api import manage as _api_key_views  # noqa: F401
     from dashboard.api import reference
     from dashboard.api import routes as _api_views  # noqa: F401
+    from dashboard.api import webhooks as _api_webhook_views  # noqa: F401
     from dashboard.auth import routes as _auth_views  # noqa: F401
     from dashboard.generations import routes as _generation_views  # noqa: F401
     from dashboard.history import routes as _history_views  # noqa: F401
@@ -156,6 +174,7 @@ def register_blueprints(app: Flask) -> None:
     from dashboard.orgs import routes as _org_views  # noqa: F401
     from dashboard.voices import manage as _voice_manage_views  # noqa: F401
     from dashboard.voices import routes as _voice_views  # noqa: F401
+    from dashboard.webhooks import manage as _webhook_views  # noqa: F401
 
     for blueprint in (
         health.bp,
@@ -171,6 +190,7 @@ def register_blueprints(app: Flask) -> None:
         history.bp,
         analytics.bp,
         api.keys_bp,
+        webhooks.webhooks_bp,
     ):
         app.register_blueprint(blueprint)
     reference.init_app(app)

@@ -2,7 +2,8 @@
 
 - `build_world`: orgs A and B, each with an owner, an admin, a member, a custom voice
   with audio, a finished generation with audio, a failed one, a pending invitation
-  (its token kept), yesterday's analytics snapshot; a user who is owner of A and
+  (its token kept), an API key, a webhook endpoint with a failed delivery and its
+  logged attempt, yesterday's analytics snapshot; a user who is owner of A and
   admin of B; a shared system voice with audio. B's names and texts carry markers
   that must never appear in an answer to A.
 - `Snapshot`: every row of every table (read through the owner's own connection,
@@ -33,12 +34,29 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from werkzeug.datastructures import ImmutableMultiDict
 
+from dashboard import encryption
 from dashboard.analytics.snapshots import snapshot_day
 from dashboard.extensions import db
 from dashboard.members.services import hash_token
-from dashboard.models import GenerationStatus, Invitation, MemberRole, Organization, Voice
+from dashboard.models import (
+    DeliveryStatus,
+    GenerationStatus,
+    Invitation,
+    MemberRole,
+    Organization,
+    Voice,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookEventType,
+    utcnow,
+)
+from dashboard.models.webhooks import TEST_EVENT
 from dashboard.storage import custom_voice_key, get_storage, system_voice_key
 from dashboard.tenancy.operator import operator_access
+from dashboard.webhooks import signing
+from dashboard.webhooks.payloads import envelope
 from tests import factories
 
 ROLES = (MemberRole.OWNER, MemberRole.ADMIN, MemberRole.MEMBER)
@@ -70,6 +88,73 @@ def store_voice_audio(voice: Voice, key: str, wav: bytes, duration_ms: int) -> V
     voice.audio_duration_ms, voice.audio_content_type = duration_ms, "audio/wav"
     db.session.flush()
     return voice
+
+
+# ------------------------------------------------------------------------ webhooks
+
+# Refused by the transport at every delivery (loopback) without a connection or a DNS
+# lookup, so a delivery made during a test fails at once and is logged.
+REFUSED_URL = "http://127.0.0.1:9/hooks"
+
+
+def make_webhook_endpoint(org_id: uuid.UUID, **kw: Any) -> WebhookEndpoint:
+    """Add an endpoint directly (its URL unchecked), subscribed to every event unless told."""
+    endpoint = WebhookEndpoint(
+        org_id=org_id,
+        url=kw.pop("url", REFUSED_URL),
+        description=kw.pop("description", ""),
+        event_types=kw.pop("event_types", [t.value for t in WebhookEventType]),
+        secret=encryption.encrypt(kw.pop("secret", None) or signing.new_secret()),
+        **kw,
+    )
+    db.session.add(endpoint)
+    db.session.flush()
+    return endpoint
+
+
+def make_webhook_delivery(
+    endpoint: WebhookEndpoint, event_type: str = TEST_EVENT, **kw: Any
+) -> WebhookDelivery:
+    """Add an event and its delivery to `endpoint` directly (pending unless told); queue nothing."""
+    event = WebhookEvent(
+        org_id=endpoint.org_id,
+        event_type=event_type,
+        payload=envelope(event_type, {"endpoint_id": str(endpoint.id)}),
+    )
+    db.session.add(event)
+    db.session.flush()
+    delivery = WebhookDelivery(
+        org_id=endpoint.org_id, event_id=event.id, endpoint_id=endpoint.id, **kw
+    )
+    db.session.add(delivery)
+    db.session.flush()
+    return delivery
+
+
+def make_webhook_attempt(delivery: WebhookDelivery, event_type: str = TEST_EVENT, **kw: Any):
+    """Log one attempt of `delivery` in its endpoint's log (HTTP 500 unless told)."""
+    attempt = WebhookAttempt(
+        org_id=delivery.org_id,
+        endpoint_id=delivery.endpoint_id,
+        delivery_id=delivery.id,
+        event_id=delivery.event_id,
+        event_type=event_type,
+        status_code=kw.pop("status_code", 500),
+        duration_ms=kw.pop("duration_ms", 42),
+        **kw,
+    )
+    db.session.add(attempt)
+    db.session.flush()
+    return attempt
+
+
+def make_failed_delivery(endpoint: WebhookEndpoint, excerpt: str = "down") -> WebhookDelivery:
+    """Add a delivery to `endpoint` that failed for good, with its one logged attempt."""
+    delivery = make_webhook_delivery(
+        endpoint, status=DeliveryStatus.FAILED, attempts=1, finished_at=utcnow()
+    )
+    make_webhook_attempt(delivery, response_excerpt=excerpt)
+    return delivery
 
 
 # ------------------------------------------------------------------------ world
@@ -174,6 +259,13 @@ def _make_org(label: str, secret: str, system: Voice) -> tuple[Org, Organization
     api_key, _secret = factories.make_api_key(
         org, name=f"{secret}key", created_by=users[MemberRole.OWNER].id
     )
+    endpoint = make_webhook_endpoint(
+        org.id,
+        url=f"{REFUSED_URL}/{secret}hook",
+        description=f"Receives {secret}hook",
+        created_by=users[MemberRole.OWNER].id,
+    )
+    delivery = make_failed_delivery(endpoint, excerpt=f"Refused by {secret}hook")
     found = Org(
         label=label,
         id=org.id,
@@ -187,6 +279,8 @@ def _make_org(label: str, secret: str, system: Voice) -> tuple[Org, Organization
             "membership": [memberships[r].id for r in (MemberRole.MEMBER, *ROLES[:2])],
             "invitation": [invitation.id],
             "api_key": [api_key.id],
+            "webhook_endpoint": [endpoint.id],
+            "webhook_delivery": [delivery.id],
             "token": [token],
         },
         markers={
@@ -200,11 +294,12 @@ def _make_org(label: str, secret: str, system: Voice) -> tuple[Org, Organization
                 "failed",
                 "invitee",
                 "key",
+                "hook",
             )
         },  # fmt: skip
     )
     own_rows = [org, *users.values(), *memberships.values(), voice, finished, failed, invitee,
-                invitation, api_key]  # fmt: skip
+                invitation, api_key, endpoint, delivery]  # fmt: skip
     return found, org, own_rows
 
 
@@ -378,4 +473,6 @@ OBJECT_ARGS = {
     "member_id": "membership",
     "invitation_id": "invitation",
     "key_id": "api_key",
+    "endpoint_id": "webhook_endpoint",
+    "delivery_id": "webhook_delivery",
 }

@@ -6,6 +6,7 @@
 - `routes.py`: the endpoints, thin over the same queries and services as the pages
   (the API is another face, not another implementation); `schemas.py`: their
   marshmallow schemas, from which flask-smorest writes the OpenAPI document.
+- `webhooks.py`: the webhook endpoints' views and schemas, over `dashboard.webhooks`.
 - `problems.py`: every error as RFC 9457 problem details.
 - `keys.py`: secrets and their keyed hash; `services.py` / `queries.py`: keys and
   their traffic; `manage.py`: the settings page where admins create and revoke keys.
@@ -29,7 +30,11 @@ usage_bp = ApiBlueprint(
     "api_usage", __name__, url_prefix="/api/v1/usage",
     description="This month's characters of the organisation and of the calling key.",
 )  # fmt: skip
-API_BLUEPRINTS = (voices_bp, generations_bp, usage_bp)
+webhooks_bp = ApiBlueprint(
+    "api_webhooks", __name__, url_prefix="/api/v1/webhooks",
+    description="Where the organisation's events are sent: add, list and delete endpoints.",
+)  # fmt: skip
+API_BLUEPRINTS = (voices_bp, generations_bp, usage_bp, webhooks_bp)
 API_BLUEPRINT_NAMES = frozenset(bp.name for bp in API_BLUEPRINTS)
 
 # /o/<org_slug>/settings/api-keys: the page where admins and owners manage keys.

@@ -39,19 +39,24 @@ from flask import Flask, current_app
 from huey import Huey, crontab
 from huey.exceptions import RetryTask
 from sqlalchemy import and_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from dashboard import tenancy
 from dashboard.audio import InvalidAudio, waveform_peaks
 from dashboard.extensions import db
 from dashboard.generations import ledger
-from dashboard.models import Generation, GenerationStatus, Voice, utcnow
+from dashboard.models import Generation, GenerationStatus, Voice, WebhookEventType, utcnow
 from dashboard.queue import get_huey
 from dashboard.storage import StorageError, generation_key, get_storage
 from dashboard.tenancy.operator import worker_session
 from dashboard.tts import EngineError, SynthesisParams, VoiceRef, app_engine
+from dashboard.webhooks import delivery as webhook_delivery
+from dashboard.webhooks import events as webhook_events
+from dashboard.webhooks import payloads as webhook_payloads
 
 log = logging.getLogger(__name__)
+GENERATION_SUCCEEDED = WebhookEventType.GENERATION_SUCCEEDED
+GENERATION_FAILED = WebhookEventType.GENERATION_FAILED
 
 REAP_BATCH = 500
 # What members read; the storage or engine error itself goes to the worker's log (it
@@ -160,6 +165,8 @@ def _run(generation_id: uuid.UUID) -> Outcome:
             )
             .execution_options(synchronize_session=False)
         ).rowcount
+        if finished:
+            _announce(GENERATION_SUCCEEDED, org_id, generation_id)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -229,8 +236,32 @@ def _finish_failed(claim: Claim, message: str, tries: int | None = None) -> Outc
     ).rowcount
     if failed:
         ledger.refund(db.session, claim.generation_id)
+        org_id = tenancy.current_org_id()
+        assert org_id is not None  # run_generation's scope
+        _announce(GENERATION_FAILED, org_id, claim.generation_id)
     db.session.commit()
     return Outcome("failed", message=message)
+
+
+def _announce(
+    event_type: WebhookEventType,
+    org_id: uuid.UUID,
+    generation_id: uuid.UUID,
+    session: Session | scoped_session[Session] | None = None,
+) -> None:
+    """Put the generation's final state in the webhook outbox, in the transaction that set it."""
+    session = session or db.session
+
+    def data() -> dict:
+        # Read again: the UPDATE that just finished it bypassed the identity map.
+        generation = session.scalars(
+            select(Generation)
+            .where(Generation.org_id == org_id, Generation.id == generation_id)
+            .execution_options(populate_existing=True)
+        ).one()
+        return webhook_payloads.generation_data(generation)
+
+    webhook_events.emit(org_id, event_type, data, session=session)
 
 
 def _discard(storage, key: str) -> None:  # type: ignore[no-untyped-def]
@@ -321,6 +352,7 @@ def reap_stuck(
             target.append(generation_id)
             if target is report.failed:
                 ledger.refund(session, generation_id)
+                _announce(GENERATION_FAILED, org_id, generation_id, session)
             else:
                 report.to_enqueue.append((generation_id, org_id))
     session.commit()
@@ -339,6 +371,7 @@ def reap_from_worker() -> ReapReport:
         report = reap_stuck(session, timeout, retries)
     for generation_id, org_id in report.to_enqueue:
         enqueue_generation(generation_id, org_id)
+    webhook_delivery.dispatch_committed()
     return report
 
 
@@ -369,6 +402,7 @@ def register_tasks(huey: Huey, app: Flask) -> None:
     def speak(generation_id: str, org_id: str) -> None:
         with app.app_context():
             outcome = run_generation(uuid.UUID(generation_id), uuid.UUID(org_id))
+            webhook_delivery.dispatch_committed()
         if outcome.retry_in is not None:
             # delay=None retries right away: huey re-enqueues instead of scheduling,
             # which immediate mode (tests with no delay) runs at once too.

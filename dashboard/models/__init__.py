@@ -9,6 +9,14 @@ from dashboard.models.generations import Generation
 from dashboard.models.sessions import UserSession
 from dashboard.models.usage import UsageEntry, UsageKind, UsageSource
 from dashboard.models.voices import Voice
+from dashboard.models.webhooks import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookEventType,
+)
 
 __all__ = [
     "AnalyticsSnapshot",
@@ -16,6 +24,7 @@ __all__ = [
     "ApiKeyDay",
     "ApiScope",
     "Base",
+    "DeliveryStatus",
     "Generation",
     "GenerationStatus",
     "IdempotentRequest",
@@ -31,6 +40,11 @@ __all__ = [
     "Voice",
     "VoiceCategory",
     "VoiceVariant",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
+    "WebhookEventType",
     "new_id",
     "normalise_email",
     "utcnow",

@@ -31,6 +31,7 @@ class ApiScope(enum.StrEnum):
     VOICES_WRITE = "voices:write"
     GENERATIONS_READ = "generations:read"
     GENERATIONS_WRITE = "generations:write"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
     @property
     def label(self) -> str:
@@ -43,6 +44,7 @@ SCOPE_LABELS = {
     ApiScope.VOICES_WRITE: "Create and delete custom voices",
     ApiScope.GENERATIONS_READ: "Read generations, their audio and the usage",
     ApiScope.GENERATIONS_WRITE: "Submit and delete generations",
+    ApiScope.WEBHOOKS_MANAGE: "Add, list and delete webhook endpoints",
 }
 
 NAME_MAX = 100

@@ -15,9 +15,18 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from dashboard.extensions import db
-from dashboard.models import Generation, Voice, VoiceCategory, VoiceVariant, new_id
+from dashboard.models import (
+    Generation,
+    Voice,
+    VoiceCategory,
+    VoiceVariant,
+    WebhookEventType,
+    new_id,
+)
 from dashboard.storage import Storage, StorageError, custom_voice_key, custom_voice_revision_key
 from dashboard.voices.reference_audio import CheckedAudio, VoiceInputError
+from dashboard.webhooks import events as webhook_events
+from dashboard.webhooks import payloads as webhook_payloads
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +72,10 @@ def create_custom_voice(
     audio: CheckedAudio,
     new_keys: list[str],
 ) -> Voice:
-    """Upload the reference audio, then add the voice's row (flushed, not committed)."""
+    """Upload the reference audio, then add the voice's row (flushed, not committed).
+
+    The `voice.created` webhook event goes in the same transaction (the outbox).
+    """
     if custom_name_taken(fields.name, org_id):
         raise name_taken_error(fields.name)
     voice = Voice(id=new_id(), org_id=org_id, variant=VoiceVariant.CUSTOM)
@@ -71,6 +83,9 @@ def create_custom_voice(
     _store_audio(storage, voice, custom_voice_key(org_id, voice.id), audio, new_keys)
     db.session.add(voice)
     db.session.flush()
+    webhook_events.emit(
+        org_id, WebhookEventType.VOICE_CREATED, lambda: webhook_payloads.voice_data(voice)
+    )
     return voice
 
 
@@ -107,9 +122,13 @@ def delete_custom_voice(voice: Voice) -> str | None:
     Generations made with it keep their `voice_name` and lose only the link: the
     database sets their `voice_id` to NULL.
     """
-    if voice.variant is not VoiceVariant.CUSTOM:
+    if voice.variant is not VoiceVariant.CUSTOM or voice.org_id is None:
         raise ValueError("system voices are read-only")
-    key = voice.audio_key
+    key, org_id = voice.audio_key, voice.org_id
+    # The voice as it was, for the `voice.deleted` event (its audio URL no longer answers).
+    webhook_events.emit(
+        org_id, WebhookEventType.VOICE_DELETED, lambda: webhook_payloads.voice_data(voice)
+    )
     db.session.delete(voice)
     db.session.flush()
     return key

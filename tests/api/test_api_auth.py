@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -17,6 +18,7 @@ from dashboard.extensions import db, limiter
 from dashboard.models import ApiKey, ApiKeyDay, ApiScope, MemberRole, Organization, utcnow
 from dashboard.tenancy.operator import operator_access
 from tests.api.conftest import Tenant, bearer
+from tests.api.test_api_webhooks import make_webhook
 from tests.databases import web_role
 from tests.factories import detach, make_membership, make_user
 from tests.http import login
@@ -34,10 +36,14 @@ def api_endpoints(app: Flask) -> list[tuple[str, str, str]]:
     return found
 
 
-def concrete(rule: str, tenant: Tenant) -> str:
-    return rule.replace("<uuid:voice_id>", str(tenant.voice_id)).replace(
-        "<uuid:generation_id>", str(tenant.generation_id)
-    )
+def concrete(rule: str, tenant: Tenant, **ids: Any) -> str:
+    """Fill a rule's ids in: the tenant's voice and generation, and any of `ids`."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return str(ids[name] if name in ids else getattr(tenant, name))
+
+    return re.sub(r"<uuid:(\w+)>", value, rule)
 
 
 def assert_invalid_key(response, *words: str) -> None:
@@ -69,8 +75,9 @@ def test_a_missing_malformed_or_unknown_key_is_401(client, tenant, header, words
 def test_every_api_endpoint_needs_a_key(app: Flask, client, tenant):
     endpoints = api_endpoints(app)
     assert len(endpoints) >= 8
+    endpoint_id = make_webhook(app, tenant)
     for method, rule, _endpoint in endpoints:
-        response = client.open(concrete(rule, tenant), method=method)
+        response = client.open(concrete(rule, tenant, endpoint_id=endpoint_id), method=method)
         assert_invalid_key(response)
 
 
@@ -129,6 +136,10 @@ SCOPE_OF = {
     "api_generations.audio": ApiScope.GENERATIONS_READ,
     "api_generations.delete_generation": ApiScope.GENERATIONS_WRITE,
     "api_usage.usage": ApiScope.GENERATIONS_READ,
+    "api_webhooks.list_webhooks": ApiScope.WEBHOOKS_MANAGE,
+    "api_webhooks.get_webhook": ApiScope.WEBHOOKS_MANAGE,
+    "api_webhooks.create_webhook": ApiScope.WEBHOOKS_MANAGE,
+    "api_webhooks.delete_webhook": ApiScope.WEBHOOKS_MANAGE,
 }
 
 
@@ -146,18 +157,27 @@ def test_every_endpoint_declares_the_scope_it_needs(app: Flask):
         assert operation["security"] == [{"apiKey": [SCOPE_OF[endpoint].value]}], endpoint
 
 
+# The body of a POST the scope matrix sends where a generation's wouldn't do.
+POST_BODIES = {
+    "api_webhooks.create_webhook": {
+        "json": {"url": "https://hooks.example.com/matrix", "event_types": ["generation.failed"]}
+    },
+}
+
+
 def test_scope_matrix_each_endpoint_refuses_every_other_scope(
     app: Flask, client, tenant, scoped_key
 ):
     """A key with every scope but the one an endpoint needs gets 403 naming it."""
     secrets = {scope: scoped_key(*[s for s in ApiScope if s is not scope]) for scope in ApiScope}
     only = {scope: scoped_key(scope) for scope in ApiScope}
+    endpoint_id = make_webhook(app, tenant)
     for method, rule, endpoint in api_endpoints(app):
         needed = SCOPE_OF[endpoint]
-        url = concrete(rule, tenant)
-        body = (
-            {"json": {"text": "hi", "voice_id": str(tenant.voice_id)}} if method == "POST" else {}
-        )
+        url = concrete(rule, tenant, endpoint_id=endpoint_id)
+        body = POST_BODIES.get(endpoint, {})
+        if method == "POST" and not body:
+            body = {"json": {"text": "hi", "voice_id": str(tenant.voice_id)}}
         refused = client.open(url, method=method, headers=bearer(secrets[needed]), **body)
         assert refused.status_code == 403, (method, url)
         problem = refused.get_json()

@@ -7,7 +7,8 @@ written in batches (`API_COUNTER_FLUSH_SECONDS`), not by the request, and a
 generation's job runs in a worker, not in the request that queued it.
 
 Reads and deletes: at most five. A submission writes its generation, its ledger line
-and its `Idempotency-Key` in one transaction, so it gets a budget of its own.
+and its `Idempotency-Key` in one transaction, so it gets a budget of its own; creating
+or deleting a voice also reads the org's webhook endpoints for the outbox (one more).
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from sqlalchemy import event
 from dashboard.extensions import db
 from tests.api.conftest import Tenant
 from tests.api.test_api_voices import post_voice
+from tests.api.test_api_webhooks import make_webhook
 from tests.databases import WEB_ROLE_BACKENDS
 
 MAX_STATEMENTS = 5
 # The key's hash set, the key with its org, the org set, the Idempotency-Key, the
 # voice, the generation, its ledger line, the Idempotency-Key's row.
 MAX_SUBMISSION_STATEMENTS = 8
+# Five, and the outbox's read of the org's endpoints (`webhooks.events.emit`).
+MAX_VOICE_WRITE_STATEMENTS = 6
 
 
 def statements(app: Flask, call) -> list[str]:
@@ -64,6 +68,7 @@ def test_every_api_call_costs_at_most_five_statements(
 ):
     h = tenant.headers
     voice, generation = tenant.voice_id, tenant.generation_id
+    webhook = make_webhook(app, tenant)
     reads = [
         "/api/v1/voices?limit=100",
         f"/api/v1/voices/{voice}",
@@ -73,6 +78,8 @@ def test_every_api_call_costs_at_most_five_statements(
         f"/api/v1/generations/{generation}",
         f"/api/v1/generations/{generation}/audio",
         "/api/v1/usage",
+        "/api/v1/webhooks?limit=100",
+        f"/api/v1/webhooks/{webhook}",
     ]
     costs: dict[str, list[str]] = {}
     for url in reads:
@@ -101,12 +108,28 @@ def test_every_api_call_costs_at_most_five_statements(
         created.append(response.get_json()["id"])
         return response
 
-    costs["POST /api/v1/voices"] = statements(app, create_voice)
-    costs["DELETE /api/v1/voices/{id}"] = statements(
-        app, lambda: client.delete(f"/api/v1/voices/{created[0]}", headers=h)
+    voice_writes = {
+        "POST /api/v1/voices": statements(app, create_voice),
+        "DELETE /api/v1/voices/{id}": statements(
+            app, lambda: client.delete(f"/api/v1/voices/{created[0]}", headers=h)
+        ),
+    }
+    hook = {"url": "https://hooks.example.com/counted", "event_types": ["generation.failed"]}
+    added: list[str] = []
+
+    def add_webhook():
+        response = client.post("/api/v1/webhooks", json=hook, headers=h)
+        added.append(response.get_json()["id"])
+        return response
+
+    costs["POST /api/v1/webhooks"] = statements(app, add_webhook)
+    costs["DELETE /api/v1/webhooks/{id}"] = statements(
+        app, lambda: client.delete(f"/api/v1/webhooks/{added[0]}", headers=h)
     )
     over = {call: seen for call, seen in costs.items() if len(seen) > MAX_STATEMENTS}
     assert not over, "\n".join(
         f"{call}: {len(seen)}: " + " | ".join(seen) for call, seen in over.items()
     )
     assert len(submission) <= MAX_SUBMISSION_STATEMENTS, " | ".join(submission)
+    for call, seen in voice_writes.items():
+        assert len(seen) <= MAX_VOICE_WRITE_STATEMENTS, f"{call}: " + " | ".join(seen)

@@ -70,7 +70,7 @@ from dashboard.members.services import hash_token
 from dashboard.models import GenerationStatus, Invitation, MemberRole, User
 from dashboard.storage import custom_voice_key, get_storage
 from dashboard.tenancy.operator import operator_access
-from tests import factories
+from tests import factories, tenant_world
 from tests.databases import make_config, web_role
 from tests.http import login
 from tests.stored import changes, stored_state
@@ -91,6 +91,8 @@ PATH_ARGS = {
     "invitation_id": "invitation",
     "token": "token",
     "key_id": "api_key",
+    "endpoint_id": "webhook_endpoint",
+    "delivery_id": "webhook_delivery",
     ("generations.retry", "generation_id"): "failed_generation",
     ("voices.system_voice_audio", "voice_id"): "system_voice",
 }
@@ -170,6 +172,8 @@ class World:
     invitation: uuid.UUID
     token: str
     api_key: uuid.UUID
+    webhook_endpoint: uuid.UUID
+    webhook_delivery: uuid.UUID
     wav: bytes = field(repr=False)
 
 
@@ -203,6 +207,8 @@ def _new_world(system_voice: uuid.UUID, password_hash: str, wav: bytes) -> World
     db.session.add(invitation)
     db.session.flush()
     api_key, _secret = factories.make_api_key(org)
+    endpoint = tenant_world.make_webhook_endpoint(org.id)
+    delivery = tenant_world.make_failed_delivery(endpoint)
     return World(
         slug=org.slug,
         owner=owner,
@@ -215,6 +221,8 @@ def _new_world(system_voice: uuid.UUID, password_hash: str, wav: bytes) -> World
         invitation=invitation.id,
         token=token,
         api_key=api_key.id,
+        webhook_endpoint=endpoint.id,
+        webhook_delivery=delivery.id,
         wav=wav,
     )
 

@@ -46,6 +46,7 @@ from dashboard.extensions import db
 from dashboard.members.services import hash_token
 from dashboard.models import (
     ApiKey,
+    DeliveryStatus,
     Generation,
     GenerationStatus,
     Invitation,
@@ -55,6 +56,8 @@ from dashboard.models import (
     User,
     Voice,
     VoiceCategory,
+    WebhookDelivery,
+    WebhookEndpoint,
     utcnow,
 )
 from dashboard.storage import custom_voice_key, get_storage
@@ -66,6 +69,8 @@ from tests.tenant_world import (
     Snapshot,
     World,
     build_world,
+    make_failed_delivery,
+    make_webhook_endpoint,
     mentions,
     record_reads,
     recording_reads,
@@ -141,6 +146,8 @@ NOT_IDS = {
     "scopes": "API key scopes (voices:read…)",
     "monthly_character_limit": "a number of characters",
     "expires_on": "a date",
+    "url": "a webhook endpoint's URL",
+    "event_types": "webhook event types (generation.succeeded…)",
 }
 # Statements a page may cost, all included (the issue's target): on PostgreSQL two of
 # them are the row-level-security settings (the user, then the org).
@@ -250,6 +257,16 @@ def fresh_api_key(world: World) -> dict[str, Any]:
         return {"api_key": key.id}
 
 
+def fresh_endpoint(world: World, *, disabled: bool = False) -> dict[str, Any]:
+    """A fresh webhook endpoint of A (refused by the transport), with a failed delivery."""
+    with world.operator():
+        endpoint = make_webhook_endpoint(world.a.id, description=unique("Fresh hook "))
+        if disabled:
+            endpoint.disabled_at, endpoint.disabled_reason = utcnow(), "Disabled (test)."
+        delivery = make_failed_delivery(endpoint)
+        return {"webhook_endpoint": endpoint.id, "webhook_delivery": delivery.id}
+
+
 def fresh_invitation(world: World) -> dict[str, Any]:
     with world.operator():
         invitee = factories.make_user(email=f"{unique('joiner')}@a.example")
@@ -320,6 +337,17 @@ def changed_only(*tables: str) -> Check:
         assert set(outcome.changes) == set(tables), outcome.changes
 
     return check
+
+
+# A voice created or deleted is announced to A's endpoints (the world's and the fresh
+# ones): the event, its deliveries, their attempts (refused at once by the transport)
+# and the endpoints' runs of failures.
+OUTBOX = ("webhook_events", "webhook_deliveries", "webhook_attempts", "webhook_endpoints")
+
+
+def announced_in_a_only(world: World, outcome: Outcome) -> None:
+    added = outcome.changes["webhook_deliveries"]["added"]
+    assert added and {row["org_id"] for row in added} == {world.a.id.hex}, added
 
 
 def gone(model: type, kind: str) -> Check:
@@ -408,6 +436,47 @@ def key_created(world: World, outcome: Outcome) -> None:
 
 def key_revoked(world: World, outcome: Outcome) -> None:
     assert read(world, ApiKey, outcome.objects["api_key"]).revoked_at is not None
+
+
+def endpoint_form(world: World, objects: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "url": "https://hooks.a.example/voxboard",
+        "description": unique("Matrix hook "),
+        "event_types": ["generation.succeeded", "voice.created"],
+    }
+
+
+def endpoint_created(world: World, outcome: Outcome) -> None:
+    assert set(outcome.changes) == {"webhook_endpoints"}, outcome.changes
+    (added,) = outcome.changes["webhook_endpoints"]["added"]
+    assert added["org_id"] == world.a.id.hex and added["description"].startswith("Matrix hook ")
+    assert b"whsec_" in outcome.body  # the secret, shown once
+    assert added["secret"] and "whsec_" not in added["secret"]  # stored encrypted
+
+
+def endpoint_is(*, enabled: bool) -> Check:
+    def check(world: World, outcome: Outcome) -> None:
+        endpoint = read(world, WebhookEndpoint, outcome.objects["webhook_endpoint"])
+        assert endpoint.enabled is enabled
+
+    return check
+
+
+def secret_rotated(world: World, outcome: Outcome) -> None:
+    endpoint = read(world, WebhookEndpoint, outcome.objects["webhook_endpoint"])
+    assert endpoint.previous_secret and endpoint.previous_secret_expires_at > utcnow()
+    assert b"whsec_" in outcome.body
+
+
+def queued_for_the_endpoint(world: World, outcome: Outcome) -> None:
+    (added,) = outcome.changes["webhook_deliveries"]["added"]
+    assert added["endpoint_id"] == outcome.objects["webhook_endpoint"].hex
+    assert added["org_id"] == world.a.id.hex
+
+
+def redelivered(world: World, outcome: Outcome) -> None:
+    delivery = read(world, WebhookDelivery, outcome.objects["webhook_delivery"])
+    assert delivery.status is DeliveryStatus.PENDING and delivery.finished_at is None
 
 
 def generate_form(world: World, objects: dict[str, Any]) -> dict[str, Any]:
@@ -573,12 +642,48 @@ CONTROLS: dict[tuple[str, str], list[Control]] = {
         Control(
             303,
             target=fresh_voice,
-            checks=(gone(Voice, "voice"), changed_only("voices", "objects")),
+            checks=(
+                gone(Voice, "voice"),
+                changed_only("voices", "objects", *OUTBOX),
+                announced_in_a_only,
+            ),
         ),
     ],
     ("api_keys.create", "POST"): [Control(201, form=key_form, checks=(key_created,))],
     ("api_keys.revoke", "POST"): [
         Control(303, target=fresh_api_key, checks=(key_revoked, changed_only("api_keys"))),
+    ],
+    ("webhooks.create", "POST"): [Control(201, form=endpoint_form, checks=(endpoint_created,))],
+    ("webhooks.send_test", "POST"): [
+        Control(303, target=fresh_endpoint, checks=(queued_for_the_endpoint,)),
+    ],
+    ("webhooks.redeliver", "POST"): [Control(303, target=fresh_endpoint, checks=(redelivered,))],
+    ("webhooks.rotate", "POST"): [
+        Control(
+            200,
+            target=fresh_endpoint,
+            checks=(secret_rotated, changed_only("webhook_endpoints")),
+        ),
+    ],
+    ("webhooks.disable", "POST"): [
+        Control(303, target=fresh_endpoint, checks=(endpoint_is(enabled=False),)),
+    ],
+    ("webhooks.enable", "POST"): [
+        Control(
+            303,
+            target=lambda w: fresh_endpoint(w, disabled=True),
+            checks=(endpoint_is(enabled=True), changed_only("webhook_endpoints")),
+        ),
+    ],
+    ("webhooks.delete", "POST"): [
+        Control(
+            303,
+            target=fresh_endpoint,
+            checks=(
+                gone(WebhookEndpoint, "webhook_endpoint"),
+                gone(WebhookDelivery, "webhook_delivery"),
+            ),
+        ),
     ],
     ("invitations.accept", "GET"): [Control(target=fresh_invitation_answered)],
     ("invitations.accept", "POST"): [

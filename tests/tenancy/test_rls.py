@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from flask import Flask
 from flask_migrate import check, downgrade, upgrade
 from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
@@ -564,7 +565,11 @@ def test_verify_web_role_refuses_what_it_cannot_check(tmp_path: Path):
 )
 def test_rls_required_setting(env: dict[str, str], required: bool, tmp_path: Path):
     # One declared worker: production refuses per-process login counters otherwise.
-    base = {"SECRET_KEY": "k" * 64, "WEB_CONCURRENCY": "1"}
+    base = {
+        "SECRET_KEY": "k" * 64,
+        "WEB_CONCURRENCY": "1",
+        "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+    }
     settings = settings_from_env({**base, **env}, str(tmp_path))
     assert settings["RLS_REQUIRED"] is required
 
@@ -686,6 +691,10 @@ EXPECTED_POLICIES = {
     ("api_keys", "api_keys_own_read"),
     ("api_key_days", "api_key_days_org_rows"),
     ("api_idempotency_keys", "api_idempotency_keys_org_rows"),
+    ("webhook_endpoints", "webhook_endpoints_org_rows"),
+    ("webhook_events", "webhook_events_org_rows"),
+    ("webhook_deliveries", "webhook_deliveries_org_rows"),
+    ("webhook_attempts", "webhook_attempts_org_rows"),
 }
 
 
